@@ -27,3 +27,40 @@ def public_episode() -> Path:
     if not path.exists():
         pytest.fail(f"eval episode missing: {path}")
     return path
+
+
+# ---------------------------------------------------------------------------------------
+# Services fixtures (clipforge.services / store / checkpoints). Appended section: a
+# private PostgreSQL + Redis for the whole session under a tmp CLIPFORGE_HOME, always
+# private (explicit None URLs beat CLIPFORGE_* env vars), stopped and their data
+# (including /var/lib/postgresql/clipforge/<hash> when root) removed at the end.
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def clipforge_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cfhome")
+
+
+@pytest.fixture(scope="session")
+def service_urls(clipforge_home: Path):
+    from clipforge.config import Settings
+    from clipforge.services import ensure_services, purge_services
+
+    settings = Settings(home=clipforge_home, database_url=None, redis_url=None)
+    try:
+        yield ensure_services(settings)
+    finally:
+        purge_services(settings)
+
+
+@pytest.fixture(scope="session")
+def job_store(service_urls):
+    from clipforge.store import JobStore
+
+    store = JobStore(service_urls.database_url, maxconn=4)
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.close()
