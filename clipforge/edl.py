@@ -31,7 +31,9 @@ class EdlSource(_Strict):
 class EdlOutput(_Strict):
     width: int = Field(ge=16, le=8192)
     height: int = Field(ge=16, le=8192)
-    fps: str = Field(pattern=r"^[1-9][0-9]*(/[1-9][0-9]*)?$", description="Rational, e.g. 30000/1001.")
+    fps: str = Field(
+        pattern=r"^[1-9][0-9]*(/[1-9][0-9]*)?$", description="Rational, e.g. 30000/1001."
+    )
     loudness_lufs: float = Field(le=0)
     true_peak_db: float = Field(default=-1.0, le=0)
 
@@ -42,6 +44,10 @@ class Evidence(BaseModel):
     keyword_density: float = Field(ge=0)
     audio_energy: float = Field(ge=0, le=1)
     visual: float | None = Field(default=None, ge=0, le=1)
+    matched_keywords: list[str] = Field(
+        default_factory=list, description="Prompt stems found in the highlight's words."
+    )
+    chunk: int | None = Field(default=None, ge=0, description="Transcript chunk it came from.")
 
 
 class Highlight(_Strict):
@@ -94,7 +100,7 @@ class Segment(_Strict):
 
 
 class Edl(_Strict):
-    version: Literal["1"] = EDL_VERSION
+    version: Literal["1"] = "1"
     source: EdlSource
     prompt: str
     output: EdlOutput

@@ -1,0 +1,51 @@
+"""File identity and code identity, the ingredients of cache keys and job keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import InputError
+
+_PKG = Path(__file__).resolve().parent
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of a source file; typed errors for files that cannot be used at all."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file. Check the path (relative paths are taken from "
+                         "the current directory).")
+    if not p.is_file():
+        raise InputError(f"{p}: not a regular file. Pass a video or audio file.")
+    h = hashlib.sha256()
+    try:
+        with p.open("rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot be read ({exc.strerror}). Check its permissions.") from exc
+    return h.hexdigest()
+
+
+@cache
+def code_version(*modules: str) -> str:
+    """Hash of the named library modules' source (e.g. ``code_version("audio", "transcribe")``).
+
+    Part of every cache key, so changing the code of a stage invalidates only that stage.
+    """
+    h = hashlib.sha256(__version__.encode())
+    for name in sorted(modules):
+        h.update(name.encode())
+        h.update((_PKG / f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def params_hash(params: Any) -> str:
+    """Stable hash of JSON-able parameters (sorted keys)."""
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

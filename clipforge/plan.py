@@ -1,0 +1,81 @@
+"""Turn ranked picks into the EDL: highlights ranked best first, segments in playback order."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .edl import Edl, EdlOutput, EdlSource, Evidence, Highlight, Segment
+from .select import Pick
+from .timeutil import us_to_s
+
+
+def fps_str(fps: Fraction) -> str:
+    return f"{fps.numerator}" if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
+
+
+def segments_from_picks(picks: list[Pick]) -> list[tuple[int, int]]:
+    """Chronological cut ranges; picks that touch or overlap become one segment."""
+    ranges = sorted((p.cut_in_us, p.cut_out_us) for p in picks)
+    merged: list[list[int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def build_edl(
+    *,
+    source_path: str,
+    sha256: str,
+    duration_us: int,
+    prompt: str,
+    picks: list[Pick],
+    width: int,
+    height: int,
+    fps: Fraction,
+    loudness_lufs: float,
+    true_peak_db: float,
+    selection: dict[str, Any],
+) -> Edl:
+    highlights = [
+        Highlight(
+            rank=i,
+            start=us_to_s(p.cut_in_us),
+            end=us_to_s(p.cut_out_us),
+            score=round(p.candidate.score, 6),
+            text=p.candidate.text,
+            evidence=Evidence(
+                keyword_density=round(p.candidate.keyword_density, 6),
+                audio_energy=round(p.candidate.audio_energy, 6),
+                matched_keywords=list(p.candidate.matched),
+                chunk=p.candidate.chunk,
+            ),
+        )
+        for i, p in enumerate(picks, start=1)
+    ]
+    segments = [
+        Segment(source_in=us_to_s(a), source_out=us_to_s(b))
+        for a, b in segments_from_picks(picks)
+    ]
+    return Edl(
+        source=EdlSource(
+            uri=Path(source_path).resolve().as_uri(),
+            sha256=sha256,
+            duration=us_to_s(duration_us),
+        ),
+        prompt=prompt,
+        output=EdlOutput(
+            width=width,
+            height=height,
+            fps=fps_str(fps),
+            loudness_lufs=loudness_lufs,
+            true_peak_db=true_peak_db,
+        ),
+        selection=selection,
+        highlights=highlights,
+        segments=segments,
+    )

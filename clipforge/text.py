@@ -1,0 +1,114 @@
+"""Text helpers: tokens, stop words, a light stemmer, and sentences from timed words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .transcribe import Word
+
+# A compact English stop-word list (function words that carry no topic).
+STOP_WORDS = frozenset(
+    """
+    a about above after again against all am an and any are aren't as at be because been
+    before being below between both but by can can't cannot could couldn't did didn't do
+    does doesn't doing don't down during each few for from further had hadn't has hasn't
+    have haven't having he he'd he'll he's her here here's hers herself him himself his how
+    how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most
+    mustn't my myself no nor not of off on once only or other ought our ours ourselves out
+    over own same shan't she she'd she'll she's should shouldn't so some such than that
+    that's the their theirs them themselves then there there's these they they'd they'll
+    they're they've this those through to too under until up very was wasn't we we'd we'll
+    we're we've were weren't what what's when when's where where's which while who who's
+    whom why why's will with won't would wouldn't you you'd you'll you're you've your yours
+    yourself yourselves also just like get got gets one two part parts thing things really
+    um uh oh yeah okay ok well say says said tell about going gonna want wants
+    """.split()
+)
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens; curly apostrophes folded to straight ones."""
+    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
+
+
+_SUFFIXES = ("ational", "ization", "fulness", "iveness", "ations", "ation", "ingly", "ments",
+             "ment", "ness", "ings", "ing", "edly", "ies", "ied", "ers", "er", "ed", "es", "ly",
+             "s")
+
+
+def stem(token: str) -> str:
+    """A small, deterministic suffix stripper: enough to match country/countries, ask/asked.
+
+    Only strips when at least three characters remain; folds a trailing 'y'/'i' so that
+    'country' and 'countries' meet at 'countr'.
+    """
+    t = token.split("'")[0]
+    for suffix in _SUFFIXES:
+        if t.endswith(suffix) and len(t) - len(suffix) >= 3:
+            t = t[: -len(suffix)]
+            break
+    if len(t) > 3 and t[-1] in "yie":
+        t = t[:-1]
+    if len(t) > 3 and t[-1] == t[-2] and t[-1] not in "aeiou":  # running -> runn -> run
+        t = t[:-1]
+    return t
+
+
+def content_stems(text: str) -> list[str]:
+    return [stem(t) for t in tokens(text) if t not in STOP_WORDS]
+
+
+def prompt_keywords(prompt: str) -> tuple[str, ...]:
+    """Distinct content stems of the prompt, in prompt order."""
+    seen: dict[str, None] = {}
+    for s in content_stems(prompt):
+        seen.setdefault(s, None)
+    return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    index: int
+    first_word: int  # index into the transcript's words
+    last_word: int  # inclusive
+    start_us: int
+    end_us: int
+    text: str
+
+
+_TERMINAL = (".", "?", "!", "\u2026")
+
+
+def split_sentences(
+    words: tuple[Word, ...] | list[Word],
+    *,
+    max_gap_us: int = 2_000_000,
+    max_len_us: int = 30_000_000,
+) -> list[Sentence]:
+    """Group words into sentences: end at terminal punctuation, a long pause, or a length cap."""
+    out: list[Sentence] = []
+    first = 0
+    n = len(words)
+    for i in range(n):
+        w = words[i]
+        last = i == n - 1
+        ends = w.text.endswith(_TERMINAL)
+        gap = (words[i + 1].start_us - w.end_us) if not last else 0
+        too_long = (not last) and words[i + 1].end_us - words[first].start_us > max_len_us
+        if last or ends or gap > max_gap_us or too_long:
+            seg = words[first : i + 1]
+            out.append(
+                Sentence(
+                    index=len(out),
+                    first_word=first,
+                    last_word=i,
+                    start_us=seg[0].start_us,
+                    end_us=max(x.end_us for x in seg),
+                    text=" ".join(x.text for x in seg),
+                )
+            )
+            first = i + 1
+    return out

