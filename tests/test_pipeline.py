@@ -1,0 +1,160 @@
+"""End to end, as a user runs it: `clipforge run` on the public eval episode.
+
+Real FFmpeg, real PostgreSQL and Redis (private servers from the session fixtures),
+the real speech model, real media, Prefect in ephemeral mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import EVAL, media
+
+from clipforge.edl import SCHEMA_PATH
+
+pytestmark = pytest.mark.slow
+
+JFK = "ask not what your country can do for you"
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    out: Path
+
+
+def clipforge(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_env(service_urls, clipforge_home, tmp_path_factory) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CLIPFORGE_HOME=str(clipforge_home),
+        CLIPFORGE_DATABASE_URL=service_urls.database_url,
+        CLIPFORGE_REDIS_URL=service_urls.redis_url,
+        PREFECT_HOME=str(tmp_path_factory.mktemp("prefect")),
+    )
+    return env
+
+
+def run(env: dict[str, str], out: Path, *args: str) -> Run:
+    p = clipforge(env, "run", *args, "--out", str(out))
+    return Run(p.returncode, p.stdout, p.stderr, out)
+
+
+@pytest.fixture(scope="module")
+def first(cli_env, public_episode, tmp_path_factory) -> Run:
+    return run(cli_env, tmp_path_factory.mktemp("run1"), str(public_episode), "--prompt", JFK)
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict:
+    return json.loads((EVAL / "public_episode.truth.json").read_text())
+
+
+def test_run_succeeds_with_progress_and_summary(first: Run) -> None:
+    assert first.code == 0, first.stderr[-3000:]
+    for stage in ("probe", "transcribe", "audio signals", "text analysis", "select", "plan",
+                  "render"):
+        assert f"] {stage}" in first.stderr
+    assert "#1" in first.stdout
+    assert "processing_time / source_duration" in first.stdout
+
+
+def test_edl_validates_and_top_highlight_is_the_quote(first: Run, truth: dict) -> None:
+    doc = json.loads((first.out / "edl.json").read_text())
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    t0, t1 = truth["parts"]["jfk"]
+    top = doc["highlights"][0]
+    assert t0 <= top["start"] < top["end"] <= t1, top
+    assert "country" in top["text"].lower()
+    # segments in playback order, inside the source, never overlapping
+    segs = doc["segments"]
+    assert all(a["source_out"] <= b["source_in"] for a, b in zip(segs, segs[1:], strict=False))
+    assert doc["source"]["duration"] == pytest.approx(truth["duration"], abs=0.5)
+    raw = (first.out / "edl.json").read_text()
+    assert str(first.out) not in raw  # nothing run-specific in the EDL
+
+
+def test_reel_decodes_and_lasts_as_long_as_the_segments(first: Run) -> None:
+    doc = json.loads((first.out / "edl.json").read_text())
+    video = first.out / "highlights.mp4"
+    dec = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(video), "-f", "null", "-"],
+        capture_output=True, text=True,
+    )
+    assert dec.returncode == 0 and dec.stderr.strip() == "", dec.stderr
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,duration,"
+         "r_frame_rate", "-of", "json", str(video)], capture_output=True, text=True, check=True,
+    ).stdout)
+    kinds = {s["codec_type"]: s for s in probe["streams"]}
+    assert kinds["video"]["codec_name"] == "h264" and kinds["audio"]["codec_name"] == "aac"
+    num, den = (int(x) for x in doc["output"]["fps"].split("/")) if "/" in doc["output"]["fps"] \
+        else (int(doc["output"]["fps"]), 1)
+    frame = den / num
+    expected = sum(s["source_out"] - s["source_in"] for s in doc["segments"])
+    assert abs(float(kinds["video"]["duration"]) - expected) <= frame + 1e-6
+
+
+def test_job_row_succeeded_with_timings(first: Run, cli_env) -> None:
+    p = clipforge(cli_env, "jobs", "--json")
+    assert p.returncode == 0, p.stderr
+    jobs = json.loads(p.stdout)
+    job = next(j for j in jobs if j["prompt"] == JFK and j["status"] == "succeeded")
+    assert job["checkpoint"] == "rendered"
+    assert job["processing_seconds"] > 0 and job["source_duration"] == pytest.approx(148.4, abs=0.5)
+    assert job["started_at"] and job["finished_at"]
+
+
+def test_second_run_reuses_analysis_and_gives_identical_bytes(first: Run, cli_env,
+                                                              public_episode, tmp_path) -> None:
+    again = run(cli_env, tmp_path / "again", str(public_episode), "--prompt", JFK, "--no-render")
+    assert again.code == 0, again.stderr[-3000:]
+    assert "cached: transcribe, audio-signals, text-analysis" in again.stdout
+    assert not (again.out / "highlights.mp4").exists()
+    assert (again.out / "edl.json").read_bytes() == (first.out / "edl.json").read_bytes()
+
+
+def test_fresh_cache_gives_identical_bytes(first: Run, cli_env, public_episode, tmp_path) -> None:
+    env = {**cli_env, "PREFECT_HOME": str(tmp_path / "fresh-prefect")}
+    fresh = run(env, tmp_path / "fresh", str(public_episode), "--prompt", JFK, "--no-render")
+    assert fresh.code == 0, fresh.stderr[-3000:]
+    assert "cached:" not in fresh.stdout
+    assert (fresh.out / "edl.json").read_bytes() == (first.out / "edl.json").read_bytes()
+
+
+def test_corrupt_input_fails_with_reason_and_is_recorded(cli_env, tmp_path) -> None:
+    bad = media("corrupt_nomoov__androidx-media_sample_malformed_free_box.mp4")
+    p = run(cli_env, tmp_path / "bad", str(bad), "--prompt", "anything at all")
+    assert p.code != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("clipforge: failed:") and bad.name in last
+    jobs = json.loads(clipforge(cli_env, "jobs", "--json").stdout)
+    job = jobs[0]  # newest first
+    assert job["source"].endswith(bad.name)
+    assert job["status"] == "failed" and job["error_code"] == "corrupt_input"
+    assert bad.name in job["error"]
+    assert not (tmp_path / "bad" / "edl.json").exists()
+
+
+def test_bad_arguments_fail_before_any_work(cli_env, tmp_path) -> None:
+    p = clipforge(cli_env, "run", "x.mp4", "--prompt", "   ", "--out", str(tmp_path))
+    assert p.returncode == 2 and "prompt" in p.stderr
+    missing = run(cli_env, tmp_path / "m", str(tmp_path / "nope.mp4"), "--prompt", "pricing")
+    assert missing.code == 2 and "no such file" in missing.stderr
