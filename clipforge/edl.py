@@ -99,6 +99,13 @@ class Segment(_Strict):
         return self
 
 
+class ClipRef(_Strict):
+    """With ``--clips N``: one separate clip (short), ranked; it plays ``segments[segment]``."""
+
+    rank: int = Field(ge=1)
+    segment: int = Field(ge=0)
+
+
 class Edl(_Strict):
     version: Literal["1"] = "1"
     source: EdlSource
@@ -109,12 +116,20 @@ class Edl(_Strict):
     )
     highlights: list[Highlight]
     segments: list[Segment]
+    clips: list[ClipRef] = Field(
+        default_factory=list,
+        description="Empty: the segments form one reel. Otherwise each entry is a separate "
+        "clip, best first.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Edl:
         ranks = [h.rank for h in self.highlights]
         if ranks != list(range(1, len(ranks) + 1)):
             raise ValueError(f"highlight ranks must be 1..n in order, got {ranks}")
+        for clip in self.clips:
+            if clip.segment >= len(self.segments):
+                raise ValueError(f"clip {clip.rank} refers to a missing segment {clip.segment}")
         for seg in self.segments:
             if seg.source_out > self.source.duration + 1e-3:
                 raise ValueError(

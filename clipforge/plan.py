@@ -6,7 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .edl import Edl, EdlOutput, EdlSource, Evidence, Highlight, Segment
+from .edl import ClipRef, Edl, EdlOutput, EdlSource, Evidence, Highlight, Segment
 from .select import Pick
 from .timeutil import us_to_s
 
@@ -40,6 +40,7 @@ def build_edl(
     loudness_lufs: float,
     true_peak_db: float,
     selection: dict[str, Any],
+    clips: bool = False,
 ) -> Edl:
     highlights = [
         Highlight(
@@ -53,14 +54,19 @@ def build_edl(
                 audio_energy=round(p.candidate.audio_energy, 6),
                 matched_keywords=list(p.candidate.matched),
                 chunk=p.candidate.chunk,
+                **dict(p.candidate.evidence),
             ),
         )
         for i, p in enumerate(picks, start=1)
     ]
-    segments = [
-        Segment(source_in=us_to_s(a), source_out=us_to_s(b))
-        for a, b in segments_from_picks(picks)
-    ]
+    clip_refs: list[ClipRef] = []
+    if clips:  # each pick is its own clip; segments in playback order
+        order = sorted(range(len(picks)), key=lambda i: picks[i].cut_in_us)
+        ranges = [(picks[i].cut_in_us, picks[i].cut_out_us) for i in order]
+        clip_refs = [ClipRef(rank=r + 1, segment=order.index(r)) for r in range(len(picks))]
+    else:
+        ranges = segments_from_picks(picks)
+    segments = [Segment(source_in=us_to_s(a), source_out=us_to_s(b)) for a, b in ranges]
     return Edl(
         source=EdlSource(
             uri=Path(source_path).resolve().as_uri(),
@@ -78,4 +84,5 @@ def build_edl(
         selection=selection,
         highlights=highlights,
         segments=segments,
+        clips=clip_refs,
     )

@@ -2,29 +2,54 @@
 
 Overlapping transcript chunks -> candidate sentence windows per chunk -> a
 deterministic merge across chunks -> highlights that fill the target -> cut points
-snapped to the gaps between words.
+snapped to the gaps between words. The exact formula is in the README ("Selection").
 
-The score of a window is the seed rule ``keyword_density x audio_energy``:
-``keyword_density`` is the share of the window's words whose stem is one of the
-prompt's content stems; ``audio_energy`` is the window's mean RMS loudness, mapped to
-[0, 1] per source (see :func:`clipforge.audio.energy_track`).
+Per window (1..n consecutive sentences lasting ``min_clip``..``max_clip``):
 
-The merge is a pure function of the candidate set: candidates are pooled across
-chunks, identical windows collapse to one, then they are ordered by
-(score desc, start asc, end asc) — scores rounded to 1e-6 so float noise cannot reorder
-ties — and taken greedily, skipping any that overlap one already taken, while the
-total stays within the target.
+- ``keyword = min(1, keyword_density / 0.2)`` where ``keyword_density`` is the share of
+  the window's words whose stem is one of the prompt's content stems;
+- ``semantic = clip((cos(prompt, window) - 0.1) / 0.5, 0, 1)``: cosine similarity of
+  MiniLM sentence embeddings, the window's embedding being the word-weighted mean of its
+  sentences' embeddings;
+- ``text = 1 - (1 - keyword) (1 - semantic)``: either kind of match is enough, both
+  reinforce;
+- ``delivery = 0.45 energy + 0.2 bursts + 0.2 pitch_var + 0.15 speech_rate`` (each in
+  [0, 1], normalised per source);
+- ``visual`` in [0, 1] from faces and motion when the source has video;
+- ``score = text x (0.6 + 0.4 delivery) x (0.85 + 0.15 visual)`` (no visual term without
+  video). With neither embeddings nor extra signals this reduces to the seed rule
+  ``keyword_density x audio_energy`` up to constant factors.
+
+The merge is a pure function of the candidate set: candidates are pooled across chunks,
+identical windows collapse to one, then they are ordered by (score desc, start asc,
+end asc) — scores rounded to 1e-6 so float noise cannot reorder ties — and taken
+greedily, skipping any that overlap one already taken, while the total stays within the
+target; candidates scoring under ``min_relative`` of the best are never taken.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from .audio import EnergyTrack
+import numpy as np
+
 from .errors import NoHighlightsError
+from .signals import AudioSignals
 from .text import STOP_WORDS, Sentence, prompt_keywords, split_sentences, stem, tokens
 from .timeutil import s_to_us
 from .transcribe import Transcript, Word
+
+SCORE_RULE = (
+    "text*(0.6+0.4*delivery)*(0.85+0.15*visual); text=1-(1-keyword)*(1-semantic); "
+    "keyword=min(1,keyword_density/0.2); semantic=clip((cos-0.1)/0.5,0,1); "
+    "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
+)
+KEYWORD_FULL_DENSITY = 0.2
+SEMANTIC_FLOOR = 0.1
+SEMANTIC_SPAN = 0.5
+MIN_TEXT_RELEVANCE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +61,44 @@ class SelectionParams:
     overlap_us: int = 15_000_000
     lead_pad_us: int = 100_000
     tail_pad_us: int = 100_000
+    min_relative: float = 0.35
+    clips: int = 0  # 0: one reel filling target_us; N: the N best separate clips
 
     def to_json(self) -> dict[str, float]:
-        return {k: round(getattr(self, k) / 1e6, 3) for k in self.__dataclass_fields__}
+        out: dict[str, float] = {}
+        for k in self.__dataclass_fields__:
+            v = getattr(self, k)
+            out[k.removesuffix("_us") + ("_s" if k.endswith("_us") else "")] = (
+                round(v / 1e6, 3) if k.endswith("_us") else v
+            )
+        return out
 
     @classmethod
-    def for_target(cls, target_seconds: float) -> SelectionParams:
+    def for_target(cls, target_seconds: float, clips: int = 0) -> SelectionParams:
         target = s_to_us(target_seconds)
-        return cls(target_us=target, max_clip_us=min(cls().max_clip_us, target))
+        base = cls()
+        if clips:  # shorts: each clip may be up to the target length
+            return cls(target_us=target, max_clip_us=target, clips=clips)
+        return cls(target_us=target, max_clip_us=min(base.max_clip_us, target))
+
+
+@dataclass(frozen=True, slots=True)
+class TextAnalysis:
+    """Prompt-independent text analysis, cached with the transcript."""
+
+    sentences: tuple[Sentence, ...]
+    embeddings: np.ndarray  # (n_sentences, d) float32, L2-normalised; d=0 when disabled
+    stems: tuple[str, ...]  # one per word, '' for stop words
+
+
+def analyse_text(transcript: Transcript, embed: Callable[[list[str]], np.ndarray] | None
+                 ) -> TextAnalysis:
+    sentences = tuple(split_sentences(transcript.words))
+    if embed is not None and sentences:
+        vectors = embed([s.text for s in sentences])
+    else:
+        vectors = np.zeros((len(sentences), 0), dtype=np.float32)
+    return TextAnalysis(sentences, vectors, tuple(word_stems(transcript.words)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +120,7 @@ class Candidate:
     matched: tuple[str, ...]
     text: str
     chunk: int = field(compare=False)
+    evidence: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,48 +145,6 @@ def make_chunks(duration_us: int, chunk_us: int, overlap_us: int) -> list[Chunk]
         start = end - overlap_us
 
 
-def _window_candidates(
-    chunk: Chunk,
-    sentences: list[Sentence],
-    words: tuple[Word, ...],
-    stems: list[str],
-    keywords: frozenset[str],
-    energy: EnergyTrack,
-    params: SelectionParams,
-) -> list[Candidate]:
-    inside = [s for s in sentences if s.start_us >= chunk.start_us and s.end_us <= chunk.end_us]
-    out: list[Candidate] = []
-    for i, first in enumerate(inside):
-        for last in inside[i:]:
-            span = last.end_us - first.start_us
-            if span > params.max_clip_us:
-                break
-            if span < params.min_clip_us:
-                continue
-            w0, w1 = first.first_word, last.last_word
-            window = stems[w0 : w1 + 1]
-            hits = [s for s in window if s in keywords]
-            if not window:
-                continue
-            density = len(hits) / len(window)
-            level = energy.mean_between(first.start_us, last.end_us)
-            out.append(
-                Candidate(
-                    start_us=first.start_us,
-                    end_us=last.end_us,
-                    first_word=w0,
-                    last_word=w1,
-                    score=round(density * level, 6),
-                    keyword_density=round(density, 6),
-                    audio_energy=round(level, 6),
-                    matched=tuple(sorted(set(hits))),
-                    text=" ".join(w.text for w in words[w0 : w1 + 1]),
-                    chunk=chunk.index,
-                )
-            )
-    return out
-
-
 def word_stems(words: tuple[Word, ...]) -> list[str]:
     """One stem per word ('' for stop words and empty tokens), aligned with ``words``."""
     out = []
@@ -140,20 +154,112 @@ def word_stems(words: tuple[Word, ...]) -> list[str]:
     return out
 
 
-def candidates(
-    transcript: Transcript, energy: EnergyTrack, prompt: str, params: SelectionParams
-) -> list[Candidate]:
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything selection reads, prompt included; built once per selection."""
+
+    transcript: Transcript
+    text: TextAnalysis
+    audio: AudioSignals
+    keywords: frozenset[str]
+    prompt_vec: np.ndarray | None
+    visual: Any | None  # clipforge.visual.VisualTrack or None
+    rate_ref: float  # the source's 95th-percentile speech rate (words/s)
+
+
+def _speech_rate_ref(text: TextAnalysis) -> float:
+    rates = [
+        (s.last_word - s.first_word + 1) / max(0.5, (s.end_us - s.start_us) / 1e6)
+        for s in text.sentences
+    ]
+    return float(np.percentile(rates, 95)) if rates else 1.0
+
+
+def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
+           chunk: Chunk) -> Candidate | None:
+    w0, w1 = first.first_word, last.last_word
+    window = ctx.text.stems[w0 : w1 + 1]
+    if not window:
+        return None
+    hits = [s for s in window if s in ctx.keywords]
+    density = len(hits) / len(window)
+    keyword = min(1.0, density / KEYWORD_FULL_DENSITY)
+    semantic = 0.0
+    if ctx.prompt_vec is not None and ctx.text.embeddings.shape[1]:
+        weights = np.array([s.last_word - s.first_word + 1 for s in sents], dtype=np.float32)
+        vec = (ctx.text.embeddings[[s.index for s in sents]] * weights[:, None]).sum(axis=0)
+        norm = float(np.linalg.norm(vec))
+        if norm > 0:
+            cos = float(vec @ ctx.prompt_vec) / norm
+            semantic = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
+    text = 1.0 - (1.0 - keyword) * (1.0 - semantic)
+    span_us = last.end_us - first.start_us
+    rate = min(1.0, (len(window) / max(0.5, span_us / 1e6)) / max(ctx.rate_ref, 1e-6))
+    d = ctx.audio.delivery(first.start_us, last.end_us)
+    delivery = 0.45 * d["audio_energy"] + 0.2 * d["bursts"] + 0.2 * d["pitch_var"] + 0.15 * rate
+    score = text * (0.6 + 0.4 * delivery)
+    evidence: list[tuple[str, float]] = [
+        ("keyword", round(keyword, 6)), ("semantic", round(semantic, 6)),
+        ("text", round(text, 6)), ("bursts", round(d["bursts"], 6)),
+        ("pitch_var", round(d["pitch_var"], 6)), ("speech_rate", round(rate, 6)),
+        ("delivery", round(delivery, 6)),
+    ]
+    if ctx.visual is not None and getattr(ctx.visual, "frame_times_us", None):
+        v = float(ctx.visual.score_between(first.start_us, last.end_us))
+        score *= 0.85 + 0.15 * v
+        evidence.append(("visual", round(v, 6)))
+    if text < MIN_TEXT_RELEVANCE:
+        score = 0.0
+    return Candidate(
+        start_us=first.start_us,
+        end_us=last.end_us,
+        first_word=w0,
+        last_word=w1,
+        score=round(score, 6),
+        keyword_density=round(density, 6),
+        audio_energy=round(d["audio_energy"], 6),
+        matched=tuple(sorted(set(hits))),
+        text=" ".join(w.text for w in ctx.transcript.words[w0 : w1 + 1]),
+        chunk=chunk.index,
+        evidence=tuple(evidence),
+    )
+
+
+def chunk_candidates(ctx: Context, chunk: Chunk, params: SelectionParams) -> list[Candidate]:
+    """Candidate windows of one chunk: sentences wholly inside it, 1..n in a row."""
+    inside = [s for s in ctx.text.sentences
+              if s.start_us >= chunk.start_us and s.end_us <= chunk.end_us]
+    out: list[Candidate] = []
+    for i, first in enumerate(inside):
+        for j in range(i, len(inside)):
+            last = inside[j]
+            span = last.end_us - first.start_us
+            if span > params.max_clip_us:
+                break
+            if span < params.min_clip_us:
+                continue
+            c = _score(ctx, first, last, inside[i : j + 1], chunk)
+            if c is not None:
+                out.append(c)
+    return out
+
+
+def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignals,
+                  prompt: str, prompt_vec: np.ndarray | None, visual: Any | None = None
+                  ) -> Context:
+    return Context(transcript, text, audio, frozenset(prompt_keywords(prompt)), prompt_vec,
+                   visual, _speech_rate_ref(text))
+
+
+def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:
     """All candidate windows from all chunks (duplicates from chunk overlaps included)."""
-    keywords = frozenset(prompt_keywords(prompt))
-    words = transcript.words
-    if not words or not keywords:
+    words = ctx.transcript.words
+    if not words:
         return []
-    sentences = split_sentences(words, max_len_us=params.max_clip_us)
-    stems = word_stems(words)
-    duration = max(transcript.duration_us, words[-1].end_us)
+    duration = max(ctx.transcript.duration_us, words[-1].end_us)
     out: list[Candidate] = []
     for chunk in make_chunks(duration, params.chunk_us, params.overlap_us):
-        out.extend(_window_candidates(chunk, sentences, words, stems, keywords, energy, params))
+        out.extend(chunk_candidates(ctx, chunk, params))
     return out
 
 
@@ -165,14 +271,22 @@ def merge(cands: list[Candidate], params: SelectionParams) -> list[Candidate]:
         if key not in unique or c.score > unique[key].score:
             unique[key] = c
     ordered = sorted(unique.values(), key=lambda c: (-c.score, c.start_us, c.end_us))
+    if not ordered or ordered[0].score <= 0:
+        return []
+    floor = ordered[0].score * params.min_relative
     picked: list[Candidate] = []
     total = 0
     for c in ordered:
-        if c.score <= 0:
+        if c.score <= 0 or c.score < floor:
             break
         if any(c.start_us < p.end_us and p.start_us < c.end_us for p in picked):
             continue
         length = c.end_us - c.start_us
+        if params.clips:
+            picked.append(c)
+            if len(picked) >= params.clips:
+                break
+            continue
         if picked and total + length > params.target_us:
             continue
         picked.append(c)
@@ -204,31 +318,27 @@ def snap_cuts(picks: list[Candidate], words: tuple[Word, ...], duration_us: int,
     return out
 
 
-def select(
-    transcript: Transcript,
-    energy: EnergyTrack,
-    prompt: str,
-    params: SelectionParams,
-    *,
-    source: str = "",
-) -> list[Pick]:
-    """Ranked picks with cut points, or :class:`NoHighlightsError` naming why."""
-    keywords = prompt_keywords(prompt)
-    if not keywords:
+def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = "",
+           extra: list[Candidate] | None = None) -> list[Pick]:
+    """Ranked picks with cut points, or :class:`NoHighlightsError` naming why.
+
+    ``extra`` candidates (e.g. from an LLM) join the same merge.
+    """
+    if not ctx.keywords and ctx.prompt_vec is None:
         raise NoHighlightsError(
             f"the prompt {prompt!r} has no content words to look for; "
             "describe the moment you want (e.g. 'the part about pricing')"
         )
-    if not transcript.words:
+    if not ctx.transcript.words:
         raise NoHighlightsError(
             f"{source or 'the source'}: no speech was recognised, so nothing can answer the "
             "prompt. Check that the file has spoken audio (`clipforge probe FILE`)."
         )
-    picked = merge(candidates(transcript, energy, prompt, params), params)
+    picked = merge(candidates(ctx, params) + list(extra or []), params)
     if not picked:
         raise NoHighlightsError(
-            f"{source or 'the source'}: nothing said matches the prompt {prompt!r} "
-            f"(keyword stems: {', '.join(keywords)}). Rephrase it with words used in the video."
+            f"{source or 'the source'}: nothing said matches the prompt {prompt!r}. "
+            "Rephrase it, e.g. with words used in the video."
         )
-    duration = max(transcript.duration_us, transcript.words[-1].end_us)
-    return snap_cuts(picked, transcript.words, duration, params)
+    duration = max(ctx.transcript.duration_us, ctx.transcript.words[-1].end_us)
+    return snap_cuts(picked, ctx.transcript.words, duration, params)

@@ -10,11 +10,15 @@ from clipforge.audio import EnergyTrack
 from clipforge.errors import NoHighlightsError
 from clipforge.select import (
     Candidate,
+    Pick,
     SelectionParams,
+    analyse_text,
+    build_context,
     make_chunks,
     merge,
     select,
 )
+from clipforge.signals import AudioSignals
 from clipforge.text import prompt_keywords, split_sentences, stem
 from clipforge.transcribe import Transcript, Word
 
@@ -32,8 +36,17 @@ def transcript_from(text_by_sentence: list[tuple[float, str]], gap: float = 0.3)
     return Transcript(tuple(words), "en", words[-1].end_us + 2 * S, "test")
 
 
-def flat_energy(duration_s: float, level: float = 0.5) -> EnergyTrack:
-    return EnergyTrack(250_000, tuple([level] * int(duration_s * 4 + 8)), -40.0, -10.0)
+def flat_audio(duration_s: float, level: float = 0.5) -> AudioSignals:
+    n = int(duration_s * 4 + 8)
+    return AudioSignals(EnergyTrack(250_000, tuple([level] * n), -40.0, -10.0),
+                        bursts=tuple([0.0] * n), pitch_var=tuple([0.0] * n))
+
+
+def pick(tr: Transcript, prompt: str, params: SelectionParams, duration_s: float = 30,
+         level: float = 0.5) -> list[Pick]:
+    """Selection with keywords and audio only (no embeddings): fast and model-free."""
+    ctx = build_context(tr, analyse_text(tr, None), flat_audio(duration_s, level), prompt, None)
+    return select(ctx, params, prompt=prompt)
 
 
 def test_prompt_keywords_drop_stop_words_and_stem() -> None:
@@ -64,15 +77,16 @@ def _cand(start: float, end: float, score: float) -> Candidate:
 
 
 def test_merge_is_deterministic_drops_overlaps_and_fills_target() -> None:
-    cands = [_cand(0, 10, 0.5), _cand(5, 15, 0.9), _cand(20, 30, 0.5), _cand(40, 45, 0.1),
-             _cand(50, 80, 0.4), _cand(20, 30, 0.5)]
+    cands = [_cand(0, 10, 0.5), _cand(5, 15, 0.9), _cand(20, 30, 0.5), _cand(40, 45, 0.35),
+             _cand(50, 80, 0.4), _cand(20, 30, 0.5), _cand(90, 95, 0.1)]
     params = SelectionParams(target_us=30 * S, max_clip_us=30 * S)
     expected = merge(cands, params)
     for seed in range(20):
         shuffled = cands[:]
         random.Random(seed).shuffle(shuffled)
         assert merge(shuffled, params) == expected
-    # best first; the 0-10 window overlaps the better 5-15 one; 50-80 would pass the target
+    # best first; the 0-10 window overlaps the better 5-15 one; 50-80 would pass the
+    # target; 90-95 scores under min_relative x best
     assert [(c.start_us // S, c.end_us // S) for c in expected] == [(5, 15), (20, 30), (40, 45)]
     # ties broken by start time
     tie = merge([_cand(30, 35, 0.5), _cand(10, 15, 0.5)], params)
@@ -89,7 +103,7 @@ def test_select_finds_the_matching_sentence_and_cuts_between_words() -> None:
         (8, "Our pricing starts at ten dollars per month for the pricing tier."),
         (20, "Thanks for watching and see you next week."),
     ])
-    picks = select(tr, flat_energy(30), "the part about pricing", SelectionParams.for_target(20))
+    picks = pick(tr, "the part about pricing", SelectionParams.for_target(20))
     assert picks, "a sentence mentions pricing"
     best = picks[0]
     assert "pricing" in best.candidate.text
@@ -115,8 +129,7 @@ def test_random_transcripts_never_get_cuts_inside_words() -> None:
             t += n * (0.4 + 0.05) + rng.uniform(0.05, 2.0)
         tr = transcript_from(sentences, gap=0.05)
         try:
-            picks = select(tr, flat_energy(t + 5), "pricing and cost",
-                           SelectionParams.for_target(30))
+            picks = pick(tr, "pricing and cost", SelectionParams.for_target(30), t + 5)
         except NoHighlightsError:
             continue
         total = sum(p.candidate.end_us - p.candidate.start_us for p in picks)
@@ -129,15 +142,28 @@ def test_random_transcripts_never_get_cuts_inside_words() -> None:
 def test_no_speech_and_no_match_are_typed_errors() -> None:
     empty = Transcript((), "en", 10 * S, "test")
     with pytest.raises(NoHighlightsError, match="no speech"):
-        select(empty, flat_energy(10), "pricing", SelectionParams())
+        pick(empty, "pricing", SelectionParams())
     tr = transcript_from([(0, "Hello world and welcome.")])
     with pytest.raises(NoHighlightsError, match="pricing"):
-        select(tr, flat_energy(10), "pricing", SelectionParams())
+        pick(tr, "pricing", SelectionParams())
     with pytest.raises(NoHighlightsError, match="no content words"):
-        select(tr, flat_energy(10), "the of and", SelectionParams())
+        pick(tr, "the of and", SelectionParams())
 
 
-def test_silence_scores_zero() -> None:
-    tr = transcript_from([(0, "Our pricing is simple and fair for everyone.")])
-    with pytest.raises(NoHighlightsError):
-        select(tr, flat_energy(10, level=0.0), "pricing", SelectionParams.for_target(10))
+def test_delivery_breaks_ties_between_equally_relevant_sentences() -> None:
+    tr = transcript_from([(0, "Our pricing is simple and fair for everyone."),
+                          (20, "Our pricing is simple and fair for everyone.")])
+    quiet_then_loud = AudioSignals(
+        EnergyTrack(250_000, tuple([0.1] * 80 + [0.9] * 80), -40.0, -10.0),
+        bursts=tuple([0.0] * 160), pitch_var=tuple([0.0] * 160))
+    ctx = build_context(tr, analyse_text(tr, None), quiet_then_loud, "pricing", None)
+    picks = select(ctx, SelectionParams.for_target(10), prompt="pricing")
+    assert picks[0].candidate.start_us == 20 * S
+
+
+def test_clips_mode_returns_n_separate_clips() -> None:
+    tr = transcript_from([(i * 10.0, "Our pricing plan costs less than before.")
+                          for i in range(6)])
+    picks = pick(tr, "pricing", SelectionParams.for_target(20, clips=3), 70)
+    assert len(picks) == 3
+    assert len({p.candidate.start_us for p in picks}) == 3
