@@ -6,11 +6,14 @@ whose message names the file, the problem and the remedy:
 - missing file, a directory, zero bytes, or a container ffprobe cannot read (no moov
   atom, garbage, a text file) -> :class:`CorruptInputError`;
 - streams that do not decode: a short moment at the start, the middle and the end is
-  decoded with ``ffmpeg -xerror -err_detect explode`` (about 0.1-1 s in all) ->
-  :class:`CorruptInputError`;
+  decoded with ``ffmpeg -xerror -err_detect explode`` (about 0.1-1 s in all); a decoder
+  error, or nothing decoding at a moment the container claims to have (a truncated
+  file) -> :class:`CorruptInputError`;
 - neither a video nor an audio stream -> :class:`ProbeError`;
 - a duration neither the container nor a packet scan (WebM written without a duration
-  header) can establish, or a zero duration -> :class:`ProbeError`;
+  header) can establish, or a zero duration -> :class:`ProbeError`. The duration is
+  that of the chosen video/audio streams: subtitle or data streams that run longer do
+  not stretch it;
 - HDR: PQ (``smpte2084``) or HLG (``arib-std-b67``) transfer, BT.2020 primaries, or Dolby
   Vision side data -> :class:`HdrInputError` unless ``tonemap=True`` (then accepted
   with ``VideoInfo.hdr = True`` and the renderer tone-maps it).
@@ -39,6 +42,7 @@ _DOVI_TAGS = frozenset({"dvh1", "dvhe", "dva1", "dvav", "dav1", "dvc1"})
 _MAX_SANE_FPS = Fraction(240)
 _PROBE_TIMEOUT_S = 8.0
 _DECODE_WINDOW_S = 0.3
+_NO_SEEK_BELOW_S = 1.0
 _DECODE_TIMEOUT_S = 20.0
 _TEXT_FORMATS = frozenset({"tty", "srt", "ass", "webvtt", "subviewer", "microdvd"})
 
@@ -303,13 +307,12 @@ def _decode_argv(path: Path, at_s: float, maps: list[int]) -> list[str]:
         "-xerror",
         "-err_detect",
         "explode",
-        "-ss",
-        f"{at_s:.3f}",
-        "-t",
-        f"{_DECODE_WINDOW_S}",
-        "-i",
-        str(path),
     ]
+    if at_s >= _NO_SEEK_BELOW_S:
+        argv += ["-ss", f"{at_s:.3f}", "-t", f"{_DECODE_WINDOW_S}"]
+    else:  # FFmpeg 5.1 fails seeks near the start of FLV files: decode from the start
+        argv += ["-t", f"{at_s + _DECODE_WINDOW_S:.3f}"]
+    argv += ["-i", str(path)]
     for index in maps:
         argv += ["-map", f"0:{index}"]
     return [*argv, "-progress", "pipe:1", "-f", "null", "-"]
@@ -339,7 +342,8 @@ def check_decodes(path: Path, duration_s: float, maps: list[int]) -> None:
             raise CorruptInputError(
                 f"{path}: the media streams do not decode cleanly at {at:.2f} s "
                 f"({detail.strip()}). The file is damaged (e.g. a broken download or "
-                "recording). Re-download or re-export it from the original and try again."
+                "recording) or uses a codec this FFmpeg cannot decode. Re-download or "
+                "re-export it from the original (e.g. as H.264/AAC MP4) and try again."
             ) from exc
         if _decoded_until_us(proc.stdout) <= 0:
             raise CorruptInputError(
@@ -400,9 +404,10 @@ def probe(path: str | Path, *, tonemap: bool = False) -> MediaInfo:
     audio = _audio_info(audio_stream) if audio_stream else None
 
     if video is not None and video.hdr and not tonemap:
+        dovi = ", Dolby Vision" if video_stream and _is_dolby_vision(video_stream) else ""
         raise HdrInputError(
             f"{p}: HDR video (transfer {video.color_transfer or '-'}, primaries "
-            f"{video.color_primaries or '-'}). clipforge renders SDR BT.709; pass "
+            f"{video.color_primaries or '-'}{dovi}). clipforge renders SDR BT.709; pass "
             "`--tonemap` to tone-map it to SDR, or supply an SDR version of the file."
         )
     if video is not None and (video.width <= 0 or video.height <= 0):

@@ -24,16 +24,23 @@ Segment boundaries are quantised on the *cumulative* output timeline: with
 ``A_i - A_{i-1}`` samples with ``A_k = round(F_k / fps * 48000)``, i.e. the audio is cut on
 the same (frame-quantised) boundaries as the video, so the concat offsets of both streams
 agree. Each stream is padded (``tpad`` clone / ``apad``) and trimmed to exactly that count,
-so the output lasts ``sum(segment durations)`` within one frame.
+so the output lasts ``sum(segment durations)`` within one frame. After the join the
+output's video packets are counted (ffprobe, no decode) and must equal the plan.
+
+Cut points: each input seeks half a source frame before ``source_in`` (accurate seek
+keeps frames with ``pts >= seek``), so a segment starts on the source frame *nearest* to
+``source_in``, which is robust to float rounding of EDL times; the audio drops that half
+frame again (``atrim``) and starts exactly at ``source_in``.
 
 Colour
 ------
 The source's range/matrix/primaries/transfer come from ``MediaInfo``. Untagged values are
 assumed (BT.709 for coded height >= 720, SMPTE 170M below; limited range unless the
-pixel format is ``yuvj*``), written onto the frames with ``setparams`` and then
-converted explicitly with ``zscale`` to BT.709 limited-range yuv420p (scaling in the same
-``zscale``). HDR sources (accepted by ``probe(tonemap=True)``) go to linear light, are
-tone-mapped with ``tonemap=hable`` and converted to BT.709. The output carries
+pixel format is ``yuvj*``; RGB sources such as PNG/GIF get matrix ``gbr``, full range),
+written onto the frames with ``setparams`` and then converted explicitly with ``zscale``
+to BT.709 limited-range yuv420p (scaling in the same ``zscale``). HDR sources (accepted
+by ``probe(tonemap=True)``) go to linear light, are tone-mapped with ``tonemap=hable``
+and converted to BT.709. The output carries
 ``-color_primaries bt709 -color_trc bt709 -colorspace bt709 -color_range tv``.
 FFmpeg autorotates; the display aspect (SAR and rotation applied) is kept, the picture is
 fitted into the output canvas with a black letterbox/pillarbox and ``setsar=1``, and the
@@ -117,10 +124,12 @@ __all__ = [
     "plan_parts",
     "plan_segments",
     "render",
+    "seek_point",
     "video_filter",
 ]
 
 AUDIO_RATE = 48_000
+NO_SEEK_BELOW_S = Fraction(1)  # closer to the start, decode from 0 and trim instead of -ss
 _FALLBACK_FPS = Fraction(30)
 _SILENCE_LUFS = -70.0  # ebur128 reports -70 LUFS when everything is gated (silence)
 
@@ -530,6 +539,7 @@ def video_filter(
     *,
     src_label: str,
     out_label: str = "v",
+    lead_trim: Fraction = Fraction(0),
 ) -> str:
     """Filter chain for one segment's video, ``[src_label] ... [out_label]``.
 
@@ -546,6 +556,8 @@ def video_filter(
     else:
         c = input_colour(video)
         sw, sh = _fit(video.display_width, video.display_height, w, h)
+        if lead_trim > 0:  # the input was not seeked: drop frames before the seek point
+            steps.append(f"trim=start={_num(lead_trim)}")
         steps.append("setpts=PTS-STARTPTS")
         if video.width % 2 or video.height % 2:
             # zscale refuses odd sizes with chroma subsampling: drop the odd row/column
@@ -573,8 +585,17 @@ def video_filter(
     return f"[{src_label}]" + ",".join(steps) + f"[{out_label}]"
 
 
-def audio_filter(plan: SegmentPlan, *, src_label: str, silent: bool, out_label: str = "a") -> str:
-    """Filter chain for one segment's audio: 48 kHz stereo, gain, exact sample count."""
+def audio_filter(
+    plan: SegmentPlan,
+    *,
+    src_label: str,
+    silent: bool,
+    out_label: str = "a",
+    skip_samples: int = 0,
+) -> str:
+    """Filter chain for one segment's audio: 48 kHz stereo, gain, exact sample count.
+
+    ``skip_samples``: audio between where decoding starts and ``source_in``."""
     steps: list[str] = []
     if silent:
         steps.append(_audio_prep())
@@ -585,6 +606,8 @@ def audio_filter(plan: SegmentPlan, *, src_label: str, silent: bool, out_label: 
             f"aresample={AUDIO_RATE}:async=1:first_pts=0",
             "aformat=sample_fmts=fltp:channel_layouts=stereo",
         ]
+        if skip_samples > 0:
+            steps += [f"atrim=start_sample={skip_samples}", "asetpts=N/SR/TB"]
         if plan.gain_db:
             steps.append(f"volume={plan.gain_db:.2f}dB:precision=double")
     steps += [*_exact_audio(plan.samples), *_audio_fades(plan)]
@@ -593,6 +616,19 @@ def audio_filter(plan: SegmentPlan, *, src_label: str, silent: bool, out_label: 
 
 def _threads(settings: Settings) -> list[str]:
     return ["-threads", str(settings.cpu_threads)]
+
+
+def seek_point(source_in: float, video: VideoInfo | None) -> Fraction:
+    """Where a segment's input seek lands: half a source frame before ``source_in``.
+
+    FFmpeg's accurate seek keeps frames with ``pts >= seek``; seeking half a frame early
+    makes the segment start on the source frame *nearest* to ``source_in`` (robust to
+    float rounding of EDL times). The audio skips that half frame again, so it starts
+    exactly at ``source_in``."""
+    start = Fraction(source_in)
+    if video is None or video.fps <= 0:
+        return start
+    return max(Fraction(0), start - Fraction(1, 2) / video.fps)
 
 
 def part_argv(
@@ -609,9 +645,21 @@ def part_argv(
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-nostats", *_threads(settings)]
     graph: list[str] = []
     n = len(part.segments)
+    skips: list[int] = []
+    lead_trims: list[Fraction] = []
     for seg in part.segments:
-        read_for = _num(Fraction(seg.frames) / fps + 1)
-        argv += ["-ss", _num(seg.source_in), "-t", read_for, "-i", str(src)]
+        seek = seek_point(seg.source_in, info.video)
+        read_for = Fraction(seg.frames) / fps + 1
+        if seek >= NO_SEEK_BELOW_S:
+            argv += ["-ss", _num(seek), "-t", _num(read_for), "-i", str(src)]
+            lead_trims.append(Fraction(0))
+            skips.append(round((Fraction(seg.source_in) - seek) * AUDIO_RATE))
+        else:
+            # FFmpeg 5.1 fails seeks near the start of FLV files (with or without an
+            # index): decode from the start and trim the (< 1 s) lead in the filters
+            argv += ["-t", _num(seek + read_for), "-i", str(src)]
+            lead_trims.append(seek)
+            skips.append(round(Fraction(seg.source_in) * AUDIO_RATE))
     whole = part.whole
     # video
     if info.video is not None:
@@ -619,7 +667,7 @@ def part_argv(
             fades = seg if n == 1 else dataclasses.replace(seg, fade_in_frames=0, fade_out_frames=0)
             graph.append(
                 video_filter(info.video, canvas, fades, src_label=f"{m}:{info.video.index}",
-                             out_label=f"v{m}")
+                             out_label=f"v{m}", lead_trim=lead_trims[m])
             )  # fmt: skip
         graph.append(_xfade_chain(part, fps, whole))
     else:
@@ -639,6 +687,7 @@ def part_argv(
             )
             graph.append(
                 audio_filter(fades, src_label=f"{m}:{info.audio.index}", silent=False,
+                             skip_samples=skips[m],
                              out_label=f"a{m}")
             )  # fmt: skip
         graph.append(_acrossfade_chain(part, whole))
@@ -863,7 +912,8 @@ def _verify_frames(path: Path, expected: int) -> None:
     if got != expected:
         raise RenderError(
             f"the rendered reel has {got} video frames, the plan has {expected}; the output "
-            "was discarded. This is a bug in clipforge's renderer: please report it with the EDL.",
+            "was discarded. A segment may lie past the end of the source's video stream "
+            "(check the EDL against `clipforge probe`); otherwise report it with the EDL.",
             argv=argv,
         )
 

@@ -200,3 +200,25 @@ def test_webm_without_duration_header_gets_a_duration(tmp_path: Path) -> None:
     info = probe(out)
     assert isinstance(info, MediaInfo)
     assert abs(info.duration_us - 3_000_000) < 100_000
+
+
+def test_flv_and_cover_art_are_accepted(tmp_path: Path) -> None:
+    flv = tmp_path / "clip.flv"
+    ffmpeg.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2",
+         "-f", "lavfi", "-i", "sine=d=2", "-c:v", "libx264", "-c:a", "aac", str(flv)]
+    )  # fmt: skip
+    info = probe(flv)
+    assert info.format_name == "flv" and info.has_video and info.has_audio
+
+    cover = tmp_path / "cover.png"
+    ffmpeg.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=red:s=64x64",
+                "-frames:v", "1", str(cover)])  # fmt: skip
+    mp3 = tmp_path / "song.mp3"
+    ffmpeg.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=d=2", "-i", str(cover),
+         "-map", "0:a", "-map", "1:v", "-c:a", "libmp3lame", "-c:v", "png",
+         "-disposition:v", "attached_pic", str(mp3)]
+    )  # fmt: skip
+    info = probe(mp3)
+    assert not info.has_video and info.has_audio  # cover art is not a video stream

@@ -36,6 +36,7 @@ from clipforge.render import (
     plan_parts,
     plan_segments,
     render,
+    seek_point,
     video_filter,
 )
 
@@ -312,17 +313,29 @@ def test_plan_parts_groups_crossfades() -> None:
 def test_part_argv_crossfade_graph() -> None:
     xf = {"type": "crossfade", "duration": 0.5}
     segs = [
-        Segment(source_in=1, source_out=3),
+        Segment(source_in=2, source_out=4),
         Segment(source_in=8, source_out=10, transition_in=xf),
     ]
     (part,) = plan_parts(segs, Fraction(30))
     argv = part_argv("/s.mp4", _info(_video()), OutputFormat(1280, 720, Fraction(30)), part,
                      "/t.nut", Settings())  # fmt: skip
-    assert [argv[i + 1] for i, a in enumerate(argv) if a == "-ss"] == ["1", "8"]
+    # half a source frame early (nearest frame), audio skips it again (800 samples)
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "-ss"] == ["1.983333", "7.983333"]
+    assert "atrim=start_sample=800" in argv[argv.index("-filter_complex") + 1]
     graph = argv[argv.index("-filter_complex") + 1]
     assert "[v0][v1]xfade=transition=fade:duration=0.5:offset=1.5[x1]" in graph
     assert "[a0][a1]acrossfade=ns=24000:c1=tri:c2=tri[y1]" in graph
     assert "trim=end_frame=105" in graph and "atrim=end_sample=168000" in graph
+
+
+def test_part_argv_near_the_start_decodes_from_zero_and_trims() -> None:
+    (part,) = plan_parts([Segment(source_in=0.5, source_out=1.5)], Fraction(30))
+    argv = part_argv("/s.flv", _info(_video()), OutputFormat(1280, 720, Fraction(30)), part,
+                     "/t.nut", Settings())  # fmt: skip
+    assert "-ss" not in argv  # FFmpeg 5.1 cannot seek near the start of some FLV files
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert "trim=start=0.483333,setpts=PTS-STARTPTS" in graph
+    assert "atrim=start_sample=24000" in graph
 
 
 def test_part_argv_seeks_on_input_and_writes_raw_nut() -> None:
@@ -331,7 +344,7 @@ def test_part_argv_seeks_on_input_and_writes_raw_nut() -> None:
     canvas = OutputFormat(1280, 720, Fraction(30))
     (plan,) = plan_parts([Segment(source_in=12.5, source_out=14.5)], Fraction(30), 7.9)
     argv = part_argv(info.path, info, canvas, plan, "/tmp/x/seg0.nut", Settings(cpu_threads=2))
-    assert argv[argv.index("-ss") + 1] == "12.5"
+    assert argv[argv.index("-ss") + 1] == "12.483333"
     assert argv.index("-ss") < argv.index("-i") and argv[argv.index("-i") + 1] == "/src/in.mp4"
     assert argv[argv.index("-c:v") + 1] == "rawvideo"
     assert argv[argv.index("-c:a") + 1] == "pcm_f32le"
@@ -364,6 +377,18 @@ def test_join_argv_encodes_once_with_tags_and_determinism() -> None:
                  "-flags:a +bitexact", "-movflags +faststart", "-threads 2",
                  "-c:a aac", "-ar 48000", "-ac 2", "-progress pipe:1"):  # fmt: skip
         assert flag in joined, flag
+
+
+@pytest.fixture(autouse=True, scope="module")
+def private_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Renders' temp dirs go to a folder of this module's own, so the leftover checks
+    cannot see other processes' renders on the same machine."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("render-tmp"))
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
 
 
 # --------------------------------------------------------------------------- real renders
@@ -436,6 +461,27 @@ def test_talk_render_cut_is_frame_accurate(
     src1 = _gray_frames(Path(talk.path), 237, 241)
     diffs1 = [float(np.abs(last - f).mean()) for f in src1]
     assert int(np.argmin(diffs1)) == 2, diffs1
+
+
+def test_seek_point() -> None:
+    assert seek_point(20.0, _video()) == Fraction(20) - Fraction(1, 60)
+    assert seek_point(0.0, _video()) == 0
+    assert seek_point(5.0, None) == 5
+
+
+def test_cut_between_frames_takes_the_nearest_frame(talk: MediaInfo, tmp_path: Path) -> None:
+    """source_in 20.01 s -> frame 600 (20.000 s); 30.025 s -> frame 901 (30.033 s)."""
+    fmt = output_format_for(talk)
+    edl = _edl(talk, [{"source_in": 20.01, "source_out": 20.5},
+                      {"source_in": 30.025, "source_out": 30.5}], fmt)  # fmt: skip
+    out = tmp_path / "nearest.mp4"
+    render(edl, talk, out, settings=Settings(video_preset="ultrafast"),
+           loudness=Loudness(-21.9, -9.2, 9.1, -32.2))  # fmt: skip
+    got = _gray_frames(out, 0, 15)
+    for out_index, src_index in ((0, 600), (15, 901)):
+        src = _gray_frames(Path(talk.path), src_index - 2, src_index + 2)
+        diffs = [float(np.abs(got[out_index] - f).mean()) for f in src]
+        assert int(np.argmin(diffs)) == 2, (out_index, diffs)
 
 
 def test_talk_render_loudness(talk_render: tuple[RenderResult, Edl, list[float]]) -> None:
@@ -581,3 +627,30 @@ def test_render_crossfade(talk: MediaInfo, tmp_path: Path) -> None:
     b = _gray_frames(Path(talk.path), 607, 607)[0]
     blend = np.abs(mid - (a + b) / 2).mean()
     assert blend < np.abs(mid - a).mean() and blend < np.abs(mid - b).mean()
+
+
+def test_render_flv_near_the_start(tmp_path: Path) -> None:
+    flv = tmp_path / "clip.flv"
+    ffmpeg.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=3",
+         "-f", "lavfi", "-i", "sine=d=3", "-c:v", "libx264", "-c:a", "aac", str(flv)]
+    )  # fmt: skip
+    info = probe(flv)
+    fmt = output_format_for(info)
+    edl = _edl(info, [{"source_in": 0.05, "source_out": 0.85},
+                      {"source_in": 1.6, "source_out": 2.4}], fmt)  # fmt: skip
+    out = tmp_path / "out.mp4"
+    result = render(edl, info, out, settings=Settings(video_preset="ultrafast"))
+    _assert_decodes(out)
+    assert result.frames == 40 == int(_streams(out)["video"]["nb_frames"])
+    assert abs(float(_streams(out)["audio"]["duration"]) - 1.6) <= 1 / 25
+
+
+def test_render_is_deterministic(talk: MediaInfo, tmp_path: Path) -> None:
+    fmt = output_format_for(talk)
+    edl = _edl(talk, [{"source_in": 12.0, "source_out": 13.0}], fmt)
+    settings = Settings(video_preset="ultrafast", cpu_threads=2)
+    loud = Loudness(-21.9, -9.2, 9.1, -32.2)
+    a = render(edl, talk, tmp_path / "a.mp4", settings=settings, loudness=loud)
+    b = render(edl, talk, tmp_path / "b.mp4", settings=settings, loudness=loud)
+    assert a.path.read_bytes() == b.path.read_bytes()
