@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -54,12 +55,13 @@ class BoundedPool:
     """
 
     def __init__(self, minconn: int, maxconn: int, dsn: str, *,
-                 acquire_timeout: float = 30.0) -> None:
+                 acquire_timeout: float = 30.0, reconnect_timeout: float = 15.0) -> None:
         if maxconn < 1 or not 0 <= minconn <= maxconn:
             raise ValueError(f"need 0 <= minconn <= maxconn >= 1, got {minconn}, {maxconn}")
         self.dsn = dsn
         self.maxconn = maxconn
         self.acquire_timeout = acquire_timeout
+        self.reconnect_timeout = reconnect_timeout
         self._sem = threading.BoundedSemaphore(maxconn)
         try:
             self._pool = psycopg2.pool.ThreadedConnectionPool(minconn, maxconn, dsn)
@@ -85,21 +87,33 @@ class BoundedPool:
                 "caller holding connections"
             )
         try:
-            conn: Conn = self._pool.getconn()
-        except psycopg2.pool.PoolError:
+            conn: Conn = self._connect()
+            if conn.closed:  # dropped while idle: replace it
+                self._pool.putconn(conn, close=True)
+                conn = self._connect()
+        except BaseException:
             self._sem.release()
             raise
-        except psycopg2.Error as exc:
-            self._sem.release()
-            raise self._unreachable(exc) from exc
-        if conn.closed:  # dropped while idle: replace it
-            self._pool.putconn(conn, close=True)
-            try:
-                conn = self._pool.getconn()
-            except psycopg2.Error as exc:
-                self._sem.release()
-                raise self._unreachable(exc) from exc
         return conn
+
+    def _connect(self) -> Conn:
+        """``getconn`` that rides out a server restart: a refused or shutting-down
+        server is retried with backoff for up to ``reconnect_timeout`` seconds."""
+        deadline = time.monotonic() + self.reconnect_timeout
+        delay = 0.05
+        while True:
+            try:
+                conn: Conn = self._pool.getconn()
+                return conn
+            except psycopg2.pool.PoolError:
+                raise
+            except psycopg2.OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise self._unreachable(exc) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except psycopg2.Error as exc:
+                raise self._unreachable(exc) from exc
 
     def putconn(self, conn: Conn, *, close: bool = False) -> None:
         """Give a connection back (``close=True`` discards it); frees a slot."""
@@ -397,5 +411,25 @@ class JobStore:
                 )
                 row = cur.fetchone()
                 return _job_row(row) if row else None
+
+        return self.pool.run(work)
+
+    def add_cost(self, job_id: int, usd: float) -> float:
+        """Add ``usd`` to the job's ``cost_usd`` and return the new total (the one writer
+        is ``clipforge.cost.JobBudget``, via its ``record`` callback)."""
+        if not usd >= 0 or usd == float("inf"):
+            raise ValueError(f"a cost is a finite USD amount >= 0, got {usd!r}")
+
+        def work(conn: Conn) -> float:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE video_job SET cost_usd = cost_usd + %s::numeric WHERE id = %s"
+                    " RETURNING cost_usd",
+                    (usd, job_id),
+                )
+                row = cur.fetchone()
+                if row is None:
+                    raise ValueError(f"no job with id {job_id}")
+                return float(row[0])
 
         return self.pool.run(work)

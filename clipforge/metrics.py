@@ -1,0 +1,106 @@
+"""The one metrics module: every clipforge Prometheus metric lives in :data:`REGISTRY`.
+
+``REGISTRY`` is a private :class:`CollectorRegistry` (not prometheus-client's global
+default), so what we expose or push is exactly clipforge's metrics. Paid-call metrics are
+only ever written by :mod:`clipforge.cost`.
+
+A long-lived worker exposes them with :func:`serve`; a short run pushes them with
+:func:`push`, grouped by deployment name (never by run id: one group per run would grow
+the Pushgateway without bound).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.exposition import pushadd_to_gateway
+
+REGISTRY = CollectorRegistry()
+
+PAID_CALL_COST = Counter(
+    "clipforge_paid_call_cost_usd_total", "USD charged for paid calls (LLM, APIs).",
+    ["provider", "model"], registry=REGISTRY,
+)
+PAID_CALLS = Counter(
+    "clipforge_paid_calls_total",
+    "Paid calls by outcome: ok, over_budget (charged, then stopped), error (no reply).",
+    ["provider", "model", "outcome"], registry=REGISTRY,
+)
+PAID_CALL_TOKENS = Counter(
+    "clipforge_paid_call_tokens_total", "Tokens charged for paid calls.",
+    ["provider", "model", "direction"], registry=REGISTRY,
+)
+BUDGET_STOPS = Counter(
+    "clipforge_budget_stops_total", "Jobs stopped because they exceeded their cost budget.",
+    registry=REGISTRY,
+)
+JOBS_FINISHED = Counter(
+    "clipforge_jobs_finished_total", "Finished jobs by final status and error code.",
+    ["status", "error_code"], registry=REGISTRY,
+)
+STAGE_DURATION = Histogram(
+    "clipforge_stage_duration_seconds", "Wall time of one pipeline stage.", ["stage"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+    registry=REGISTRY,
+)
+PROCESSING_RATIO = Histogram(
+    "clipforge_processing_time_vs_source_duration",
+    "Job processing seconds divided by source duration seconds.",
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
+    registry=REGISTRY,
+)
+QUEUE_LENGTH = Gauge(
+    "clipforge_queue_length", "Jobs queued and not yet started.", registry=REGISTRY,
+)
+
+# Pushgateway grouping labels we accept: stable names only, never a run or job id.
+GROUPING_KEYS = frozenset({"deployment", "instance"})
+
+
+def observe_stage(stage: str, seconds: float) -> None:
+    """Record how long one stage (``probe``, ``analyse``, ``render``, ...) took."""
+    if math.isfinite(seconds) and seconds >= 0:
+        STAGE_DURATION.labels(stage=stage).observe(seconds)
+
+
+def job_finished(status: str, error_code: str | None, processing_s: float | None,
+                 source_s: float | None) -> None:
+    """Count a finished job (``error_code`` None -> label ``none``) and, when both
+    durations are known and positive, observe processing time / source duration."""
+    JOBS_FINISHED.labels(status=status, error_code=error_code or "none").inc()
+    if (processing_s is not None and source_s is not None and math.isfinite(processing_s)
+            and math.isfinite(source_s) and processing_s >= 0 and source_s > 0):
+        PROCESSING_RATIO.observe(processing_s / source_s)
+
+
+def set_queue_length(n: int) -> None:
+    QUEUE_LENGTH.set(max(0, n))
+
+
+def push(gateway_url: str, job: str = "clipforge",
+         grouping: Mapping[str, str] | None = None, *, timeout: float = 10.0) -> None:
+    """``pushadd_to_gateway`` of :data:`REGISTRY`, grouped by deployment name.
+
+    ``grouping`` defaults to ``{"deployment": "default"}``; only the keys in
+    :data:`GROUPING_KEYS` are accepted, so a run id can never become a group.
+    """
+    key: dict[str, Any] = dict(grouping or {"deployment": "default"})
+    bad = sorted(set(key) - GROUPING_KEYS)
+    if bad or "deployment" not in key:
+        raise ValueError(
+            f"Pushgateway grouping must be by deployment name (keys {sorted(GROUPING_KEYS)}), "
+            f"got keys {sorted(key)}"
+        )
+    pushadd_to_gateway(gateway_url, job=job, registry=REGISTRY, grouping_key=key,
+                       timeout=timeout)
+
+
+def serve(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
+    """Expose :data:`REGISTRY` over HTTP on ``addr:port`` (``/metrics``); returns the
+    ``(server, thread)`` pair from ``start_http_server`` (``port=0``: any free port)."""
+    return start_http_server(port, addr=addr, registry=REGISTRY)
