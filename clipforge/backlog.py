@@ -77,3 +77,49 @@ def queue_length(store: JobStore) -> int:
         return int(row[0]) if row else 0
 
     return int(store.pool.run(work))
+
+
+def set_runner(store: JobStore, job_id: int, runner: str) -> None:
+    def work(conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE video_job SET runner = %s WHERE id = %s", (runner, job_id))
+
+    store.pool.run(work)
+
+
+def get_runner(store: JobStore, job_id: int) -> str | None:
+    def work(conn: Any) -> str | None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT runner FROM video_job WHERE id = %s", (job_id,))
+            row = cur.fetchone()
+        return str(row[0]) if row and row[0] else None
+
+    return store.pool.run(work)
+
+
+def this_runner() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def runner_alive(runner: str | None) -> bool:
+    """Whether the process that ran a job is still alive (only knowable on this host)."""
+    import os
+    import socket
+
+    if not runner or ":" not in runner:
+        return False
+    host, _, pid_s = runner.rpartition(":")
+    if host != socket.gethostname() or not pid_s.isdigit():
+        return False
+    pid = int(pid_s)
+    if pid == os.getpid():
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (FileNotFoundError, IndexError, PermissionError):
+        return False

@@ -175,6 +175,11 @@ def _speech_rate_ref(text: TextAnalysis) -> float:
     return float(np.percentile(rates, 95)) if rates else 1.0
 
 
+def _factor(delivery: float, visual: float | None) -> float:
+    """How it was said and what was on screen, as a multiplier of text relevance."""
+    return (0.6 + 0.4 * delivery) * (1.0 if visual is None else 0.85 + 0.15 * visual)
+
+
 def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
            chunk: Chunk) -> Candidate | None:
     w0, w1 = first.first_word, last.last_word
@@ -197,17 +202,17 @@ def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
     rate = min(1.0, (len(window) / max(0.5, span_us / 1e6)) / max(ctx.rate_ref, 1e-6))
     d = ctx.audio.delivery(first.start_us, last.end_us)
     delivery = 0.45 * d["audio_energy"] + 0.2 * d["bursts"] + 0.2 * d["pitch_var"] + 0.15 * rate
-    score = text * (0.6 + 0.4 * delivery)
     evidence: list[tuple[str, float]] = [
         ("keyword", round(keyword, 6)), ("semantic", round(semantic, 6)),
         ("text", round(text, 6)), ("bursts", round(d["bursts"], 6)),
         ("pitch_var", round(d["pitch_var"], 6)), ("speech_rate", round(rate, 6)),
         ("delivery", round(delivery, 6)),
     ]
+    v: float | None = None
     if ctx.visual is not None and getattr(ctx.visual, "frame_times_us", None):
         v = float(ctx.visual.score_between(first.start_us, last.end_us))
-        score *= 0.85 + 0.15 * v
         evidence.append(("visual", round(v, 6)))
+    score = text * _factor(delivery, v)
     if text < MIN_TEXT_RELEVANCE:
         score = 0.0
     return Candidate(
@@ -342,3 +347,52 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
         )
     duration = max(ctx.transcript.duration_us, ctx.transcript.words[-1].end_us)
     return snap_cuts(picked, ctx.transcript.words, duration, params)
+
+
+def chunk_texts(ctx: Context, params: SelectionParams) -> list[tuple[Chunk, Any]]:
+    """Each chunk's sentences as :class:`clipforge.llm.ChunkText`, for an LLM to read."""
+    from .llm import ChunkText
+
+    words = ctx.transcript.words
+    if not words:
+        return []
+    duration = max(ctx.transcript.duration_us, words[-1].end_us)
+    out: list[tuple[Chunk, Any]] = []
+    for chunk in make_chunks(duration, params.chunk_us, params.overlap_us):
+        sents = tuple((s.start_us, s.end_us, s.text) for s in ctx.text.sentences
+                      if s.start_us >= chunk.start_us and s.end_us <= chunk.end_us)
+        if sents:
+            out.append((chunk, ChunkText(chunk.start_us, chunk.end_us, sents)))
+    return out
+
+
+def llm_candidates(ctx: Context, picks: list[tuple[Chunk, Any]],
+                   params: SelectionParams) -> list[Candidate]:
+    """LLM picks (already validated to lie inside their chunk) as merge candidates.
+
+    A pick's times are widened to whole sentences (every sentence it overlaps, so cuts
+    stay on sentence boundaries); its ``relevance`` joins the offline text relevance as
+    ``text = 1 - (1 - text_offline)(1 - relevance)`` and the same score formula applies.
+    """
+    out: list[Candidate] = []
+    for chunk, pick in picks:
+        sents = [s for s in ctx.text.sentences
+                 if s.start_us < pick.end_us and s.end_us > pick.start_us
+                 and s.start_us >= chunk.start_us and s.end_us <= chunk.end_us]
+        if not sents or sents[-1].end_us - sents[0].start_us > params.max_clip_us:
+            continue
+        base = _score(ctx, sents[0], sents[-1], sents, chunk)
+        if base is None:
+            continue
+        ev = dict(base.evidence)
+        text = 1.0 - (1.0 - ev["text"]) * (1.0 - float(pick.relevance))
+        score = text * _factor(ev["delivery"], ev.get("visual"))
+        ev.update(llm=round(float(pick.relevance), 6), text=round(text, 6))
+        out.append(Candidate(
+            start_us=base.start_us, end_us=base.end_us, first_word=base.first_word,
+            last_word=base.last_word, score=round(score, 6),
+            keyword_density=base.keyword_density, audio_energy=base.audio_energy,
+            matched=base.matched, text=base.text, chunk=chunk.index,
+            evidence=tuple(sorted(ev.items())),
+        ))
+    return out

@@ -38,10 +38,6 @@ def _fmt_time(s: float) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from clipforge.progress import StderrReporter, set_reporter
-
-    settings = load_settings()
-    _prepare_prefect_env(settings.home)
     from flows.params import ClipRequest
 
     try:
@@ -54,7 +50,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         first = exc.errors()[0]
         print(f"clipforge: invalid {first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2
-    set_reporter(StderrReporter(total_stages=7 if request.render else 6))
+    return _run_request(request)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from flows.params import ClipRequest
+
+    store = _store()
+    try:
+        job = store.get_job(args.job_id)
+    finally:
+        store.close()
+    if job is None:
+        print(f"clipforge: no job {args.job_id} (see `clipforge jobs`)", file=sys.stderr)
+        return 2
+    if job["status"] == "succeeded":
+        print(f"clipforge: job {args.job_id} already succeeded", file=sys.stderr)
+        return 0
+    request = ClipRequest(**{**job["parameters"], "job_id": args.job_id})
+    return _run_request(request)
+
+
+def _run_request(request: Any) -> int:
+    from clipforge.progress import StderrReporter, set_reporter
+
+    settings = load_settings()
+    _prepare_prefect_env(settings.home)
+    set_reporter(StderrReporter(total_stages=8 if request.render else 7))
     t0 = time.monotonic()
     print("clipforge: starting the pipeline (Prefect) ...", file=sys.stderr)
     from flows.clip import clip_video
@@ -78,10 +100,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     for path in result.clip_paths:
         print(f"Clip:  {path}")
     cached = f", cached: {', '.join(result.cached_stages)}" if result.cached_stages else ""
+    resumed = f", resumed after {result.resumed_from}" if result.resumed_from else ""
     print(
         f"Job {result.job_id}: pipeline {result.wall_seconds:.1f} s for "
         f"{result.source_duration_s:.1f} s of source "
-        f"(processing_time / source_duration = {result.realtime_ratio:.3f}{cached}); "
+        f"(processing_time / source_duration = {result.realtime_ratio:.3f}{cached}{resumed}); "
         f"wall time incl. start-up {total:.1f} s"
     )
     return 0
@@ -202,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--verbose", action="store_true", help="show per-stage progress")
     e.set_defaults(func=cmd_eval)
+
+    rs = sub.add_parser("resume", help="continue an unfinished job after its last checkpoint")
+    rs.add_argument("job_id", type=int)
+    rs.set_defaults(func=cmd_resume)
 
     j = sub.add_parser("jobs", help="list jobs, newest first")
     j.add_argument("--json", action="store_true")

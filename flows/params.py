@@ -64,6 +64,7 @@ class ClipResult(BaseModel):
     reel_duration_s: float
     wall_seconds: float
     cached_stages: list[str]
+    resumed_from: str | None = None
     highlights: list[HighlightSummary]
 
     @property

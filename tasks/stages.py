@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from clipforge import audio, probe, render, select, semantic, signals, transcribe
+from clipforge import audio, llm, probe, render, select, semantic, signals, transcribe, visual
 from clipforge.config import Settings
+from clipforge.cost import JobBudget
 from clipforge.edl import Edl
 from clipforge.identity import code_version, file_sha256, params_hash
 from clipforge.progress import reporter
@@ -50,6 +51,10 @@ def _audio_key(_ctx: Any, p: dict[str, Any]) -> str:
     return "audio-{}-{}".format(p["sha256"], code_version("audio", "signals"))
 
 
+def _visual_key(_ctx: Any, p: dict[str, Any]) -> str:
+    return "visual-{}-{}".format(p["sha256"], code_version("visual"))
+
+
 @task(name="probe", cache_policy=NO_CACHE)
 def probe_task(path: str, tonemap: bool) -> probe.MediaInfo:
     return probe.probe(path, tonemap=tonemap)
@@ -82,6 +87,12 @@ def audio_task(path: str, sha256: str) -> signals.AudioSignals:
     return signals.audio_signals(audio.decode_mono_16k(path))
 
 
+@task(name="visual-signals", cache_key_fn=_visual_key, persist_result=True)
+def visual_task(path: str, sha256: str, duration_us: int) -> visual.VisualTrack:
+    return visual.visual_track(path, duration_us=duration_us,
+                               progress=reporter().fraction("visual signals"))
+
+
 @task(name="select", cache_policy=NO_CACHE)
 def select_task(
     transcript: transcribe.Transcript,
@@ -91,11 +102,31 @@ def select_task(
     params: select.SelectionParams,
     source: str,
     settings: Settings,
+    budget: JobBudget | None = None,
+    visual_track: visual.VisualTrack | None = None,
 ) -> list[select.Pick]:
     prompt_vec = semantic.embed([prompt], settings.embedding_model)[0] \
         if text.embeddings.shape[1] else None
-    ctx = select.build_context(transcript, text, audio_signals, prompt, prompt_vec)
-    return select.select(ctx, params, prompt=prompt, source=source)
+    ctx = select.build_context(transcript, text, audio_signals, prompt, prompt_vec,
+                               visual_track)
+    extra: list[select.Candidate] = []
+    if llm.llm_configured(settings):
+        if budget is None:
+            raise ValueError("an LLM is configured but no job budget was given")
+        chunks = select.chunk_texts(ctx, params)
+        # Fan the chunks out through the flow's task runner; results keep chunk order.
+        futures = llm_chunk_task.map([c for _, c in chunks], prompt=unmapped(prompt),
+                                     settings=unmapped(settings), budget=unmapped(budget))
+        picks = [(chunk, p) for (chunk, _), fut in zip(chunks, futures, strict=True)
+                 for p in fut.result()]
+        extra = select.llm_candidates(ctx, picks, params)
+    return select.select(ctx, params, prompt=prompt, source=source, extra=extra)
+
+
+@task(name="llm-chunk", cache_policy=NO_CACHE, retries=0)
+def llm_chunk_task(chunk: llm.ChunkText, prompt: str, settings: Settings,
+                   budget: JobBudget) -> list[llm.LlmPick]:
+    return llm.llm_chunk_picks(settings, chunk, prompt, budget)
 
 
 @task(name="render", cache_policy=NO_CACHE)
