@@ -342,8 +342,10 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
     picked = merge(candidates(ctx, params) + list(extra or []), params)
     if not picked:
         raise NoHighlightsError(
-            f"{source or 'the source'}: nothing said matches the prompt {prompt!r}. "
-            "Rephrase it, e.g. with words used in the video."
+            f"{source or 'the source'}: nothing said in clips of "
+            f"{params.min_clip_us / 1e6:g}-{params.max_clip_us / 1e6:g} s matches the prompt "
+            f"{prompt!r}. Rephrase it (e.g. with words used in the video) or allow longer "
+            "clips with a larger --target-seconds."
         )
     duration = max(ctx.transcript.duration_us, ctx.transcript.words[-1].end_us)
     return snap_cuts(picked, ctx.transcript.words, duration, params)

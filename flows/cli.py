@@ -243,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("services", help="private PostgreSQL/Redis under CLIPFORGE_HOME")
     s.add_argument("action", choices=["start", "stop", "status"])
     s.set_defaults(func=cmd_services)
+
+    from flows import cli_ops
+
+    cli_ops.register(sub)
     return p
 
 

@@ -33,6 +33,7 @@ from clipforge.select import SCORE_RULE, SelectionParams
 from clipforge.services import ensure_services
 from clipforge.store import JobStore
 from flows.params import ClipRequest, ClipResult, HighlightSummary
+from tasks.artifacts import publish as publish_artifacts
 from tasks.stages import (
     asr_params,
     audio_task,
@@ -311,6 +312,7 @@ def clip_video(request: ClipRequest) -> ClipResult:
             rep.done("render", time.monotonic() - t, ", ".join(str(v) for v in videos))
 
         wall = time.monotonic() - started
+        publish_artifacts(edl, source, job_id, wall)
         recorder.finish("succeeded", source_duration=source_duration, processing_seconds=wall)
         return ClipResult(
             job_id=job_id,
