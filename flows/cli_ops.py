@@ -1,0 +1,150 @@
+"""`clipforge up | down | enqueue`: the local production stack and the job backlog.
+
+Hooked into ``flows.cli.build_parser`` with ``cli_ops.register(sub)``. Nothing here
+imports prefect: ``up``/``down`` drive the ``prefect`` CLI in subprocesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from clipforge.config import load_settings
+from clipforge.identity import params_hash
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from flows import ops
+
+    settings = load_settings()
+    print("clipforge: starting PostgreSQL, Redis, the Prefect server and a worker ...",
+          file=sys.stderr)
+    info = ops.up(settings, with_metrics=args.metrics, port=args.port)
+    api = info["api_url"]
+    home = info["prefect_home"]
+    example = json.dumps({"request": {
+        "video": "/abs/path/video.mp4", "prompt": "the part about pricing",
+        "out_dir": "/abs/path/out", "target_seconds": 60, "render": True}})
+    print(f"Prefect UI:   {info['ui_url']}")
+    print(f"API:          {api}")
+    print(f"server:       pid {info['server_pid']}"
+          f"{' (reused)' if info['reused_server'] else ''}, log {info['server_log']}")
+    print(f"worker:       pid {info['worker_pid']}"
+          f"{' (reused)' if info['reused_worker'] else ''}, pool {info['work_pool']}, "
+          f"log {info['worker_log']}"
+          f"{'' if info['worker_ready'] else ' (not ready yet: see its log)'}")
+    print(f"database:     {info['database_url']}")
+    if info.get("metrics_url"):
+        print(f"metrics:      {info['metrics_url']}")
+    print()
+    print("Trigger a run: in the UI open Deployments > clip-video > Run > Custom run and "
+          "fill in the form, or from a shell:")
+    print(f"  export PREFECT_API_URL={api} PREFECT_HOME={shlex.quote(home)}")
+    print(f"  prefect deployment run 'clip-video/clip-video' --params {shlex.quote(example)}")
+    print("Queue jobs for the nightly backlog (02:00 UTC) and run it now:")
+    print("  clipforge enqueue VIDEO --prompt '...' --out DIR")
+    print("  prefect deployment run 'clip-backlog/nightly-backlog'")
+    print("Stop: clipforge down   (add --services to stop PostgreSQL and Redis too)")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from flows import ops
+
+    stopped = ops.down(load_settings(), services=args.services)
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def enqueue_parameters(request: Any) -> tuple[str, dict[str, Any]]:
+    """The job key and stored parameters for a ClipRequest (absolute paths; no job_id).
+
+    The key is a stable hash of the resolved source path and the parameters, so the
+    same video, prompt and settings always give the same key.
+    """
+    params = request.model_dump(mode="json", exclude={"job_id"})
+    params["video"] = str(Path(params["video"]).expanduser().resolve())
+    params["out_dir"] = str(Path(params["out_dir"]).expanduser().resolve())
+    key = params_hash({"source": params["video"],
+                       **{k: v for k, v in params.items() if k != "video"}})
+    return key, params
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from clipforge.backlog import enqueue
+    from clipforge.services import ensure_services
+    from clipforge.store import JobStore
+    from flows.params import ClipRequest
+
+    try:
+        request = ClipRequest(
+            video=args.video, prompt=args.prompt, out_dir=args.out,
+            target_seconds=args.target_seconds, render=not args.no_render, tonemap=args.tonemap,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"clipforge: invalid {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        return 2
+    video = Path(request.video).expanduser()
+    if not video.is_file():
+        print(f"clipforge: {video}: no such file. Check the path (relative paths are taken "
+              "from the current directory).", file=sys.stderr)
+        return 2
+    job_key, params = enqueue_parameters(request)
+    settings = load_settings()
+    urls = ensure_services(settings)
+    store = JobStore(urls.database_url, maxconn=1, acquire_timeout=settings.db_acquire_timeout_s)
+    try:
+        store.migrate()
+        existing = store.find_unfinished(job_key)
+        if existing is not None and not args.allow_duplicate:
+            print(f"job {existing['id']} with the same video and parameters is already "
+                  f"{existing['status']}; not queued again (--allow-duplicate to force)",
+                  file=sys.stderr)
+            print(existing["id"])
+            return 0
+        job_id = enqueue(store, job_key=job_key, prompt=request.prompt, source=params["video"],
+                         parameters=params, priority=args.priority,
+                         output_dir=params["out_dir"])
+    finally:
+        store.close()
+    print(f"queued job {job_id} (priority {args.priority}); it runs with the nightly backlog "
+          "or `prefect deployment run 'clip-backlog/nightly-backlog'`", file=sys.stderr)
+    print(job_id)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``up``, ``down`` and ``enqueue`` to the ``clipforge`` sub-command parser."""
+    u = subparsers.add_parser(
+        "up", help="start PostgreSQL, Redis, the Prefect server + UI, deployments and a worker")
+    u.add_argument("--metrics", action="store_true",
+                   help="serve Prometheus metrics of the Prefect server at /api/metrics")
+    u.add_argument("--port", type=int, default=None,
+                   help="Prefect server port on 127.0.0.1 (default: CLIPFORGE_PREFECT_PORT, "
+                   "the previous port, 4200, or a free one)")
+    u.set_defaults(func=cmd_up)
+
+    d = subparsers.add_parser("down", help="stop the Prefect worker, then the server")
+    d.add_argument("--services", action="store_true",
+                   help="also stop the private PostgreSQL and Redis")
+    d.set_defaults(func=cmd_down)
+
+    e = subparsers.add_parser("enqueue", help="queue a job for the backlog flow; prints its id")
+    e.add_argument("video")
+    e.add_argument("--prompt", required=True, help="what to find, in plain language")
+    e.add_argument("--out", required=True, help="output folder (edl.json, highlights.mp4)")
+    e.add_argument("--target-seconds", type=float, default=60.0,
+                   help="reel length (default 60)")
+    e.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    e.add_argument("--no-render", action="store_true", help="write only the EDL")
+    e.add_argument("--tonemap", action="store_true", help="tone-map HDR input to SDR BT.709")
+    e.add_argument("--allow-duplicate", action="store_true",
+                   help="queue even if the same job is already queued or running")
+    e.set_defaults(func=cmd_enqueue)
