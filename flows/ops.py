@@ -484,6 +484,20 @@ def _ensure_work_pool(env: dict[str, str], api_url: str) -> bool:
     return proc.returncode == 0
 
 
+HEAVY_LIMIT = 2  # heavy task runs (decode/ASR/render) at once on this server
+
+
+def _ensure_heavy_limit(env: dict[str, str]) -> None:
+    """A tag concurrency limit on heavy stages, so queued runs do not oversubscribe CPUs."""
+    from tasks.policy import HEAVY_TAG
+
+    proc = _run_cli(_prefect_argv("concurrency-limit", "create", HEAVY_TAG, str(HEAVY_LIMIT)),
+                    env, REPO_ROOT)
+    if proc.returncode != 0 and "already exists" not in proc.stdout + proc.stderr:
+        raise ServiceError(f"`prefect concurrency-limit create {HEAVY_TAG}` failed: "
+                           f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+
+
 def _deploy(env: dict[str, str]) -> None:
     if not PREFECT_FILE.exists():
         raise ServiceError(f"{PREFECT_FILE} is missing: `clipforge up` deploys from a "
@@ -571,6 +585,7 @@ def up(settings: Settings, *, with_metrics: bool = False,
 
         env = _client_env(paths, settings, api_url)
         created_pool = _ensure_work_pool(env, api_url)
+        _ensure_heavy_limit(env)
         _deploy(env)
 
         worker_pid = _read_pid(paths.worker_pid)

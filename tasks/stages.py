@@ -19,6 +19,10 @@ from clipforge.cost import JobBudget
 from clipforge.edl import Edl
 from clipforge.identity import code_version, file_sha256, params_hash
 from clipforge.progress import reporter
+from tasks.policy import HEAVY_TAG, RETRIES, RETRY_DELAYS, retry_transient
+
+# Analysis and render tasks are retried on transient failures only (tasks/policy.py);
+# heavy ones share a tag that a Prefect server limits (`clipforge up` creates the limit).
 
 
 def asr_params(settings: Settings) -> dict[str, Any]:
@@ -65,7 +69,9 @@ def identify_task(path: str) -> str:
     return file_sha256(path)
 
 
-@task(name="transcribe", cache_key_fn=_transcript_key, persist_result=True)
+@task(name="transcribe", cache_key_fn=_transcript_key, persist_result=True, tags=[HEAVY_TAG],
+      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=retry_transient)
 def transcribe_task(path: str, sha256: str, settings: Settings) -> transcribe.Transcript:
     samples = audio.decode_mono_16k(path)
     return transcribe.transcribe(
@@ -73,7 +79,8 @@ def transcribe_task(path: str, sha256: str, settings: Settings) -> transcribe.Tr
     )
 
 
-@task(name="text-analysis", cache_key_fn=_text_key, persist_result=True)
+@task(name="text-analysis", cache_key_fn=_text_key, persist_result=True,
+      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
               ) -> select.TextAnalysis:
     def embed(texts: list[str]) -> Any:
@@ -82,12 +89,15 @@ def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
     return select.analyse_text(transcript, embed)
 
 
-@task(name="audio-signals", cache_key_fn=_audio_key, persist_result=True)
+@task(name="audio-signals", cache_key_fn=_audio_key, persist_result=True,
+      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def audio_task(path: str, sha256: str) -> signals.AudioSignals:
     return signals.audio_signals(audio.decode_mono_16k(path))
 
 
-@task(name="visual-signals", cache_key_fn=_visual_key, persist_result=True)
+@task(name="visual-signals", cache_key_fn=_visual_key, persist_result=True, tags=[HEAVY_TAG],
+      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=retry_transient)
 def visual_task(path: str, sha256: str, duration_us: int) -> visual.VisualTrack:
     return visual.visual_track(path, duration_us=duration_us,
                                progress=reporter().fraction("visual signals"))
@@ -129,7 +139,8 @@ def llm_chunk_task(chunk: llm.ChunkText, prompt: str, settings: Settings,
     return llm.llm_chunk_picks(settings, chunk, prompt, budget)
 
 
-@task(name="render", cache_policy=NO_CACHE)
+@task(name="render", cache_policy=NO_CACHE, tags=[HEAVY_TAG],
+      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def render_task(
     edl: Edl, info: probe.MediaInfo, out_path: str, settings: Settings
 ) -> render.RenderResult:

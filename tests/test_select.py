@@ -167,3 +167,21 @@ def test_clips_mode_returns_n_separate_clips() -> None:
     picks = pick(tr, "pricing", SelectionParams.for_target(20, clips=3), 70)
     assert len(picks) == 3
     assert len({p.candidate.start_us for p in picks}) == 3
+
+
+def test_only_transient_failures_are_retried() -> None:
+    from clipforge.errors import (
+        BudgetExceeded,
+        CorruptInputError,
+        NoHighlightsError,
+        RenderError,
+        ServiceError,
+    )
+    from tasks.policy import is_transient
+
+    assert is_transient(ServiceError("db restarting"))
+    assert is_transient(ConnectionResetError())
+    assert is_transient(TimeoutError())
+    for permanent in (CorruptInputError("bad"), NoHighlightsError("none"),
+                      BudgetExceeded("stop"), RenderError("filter"), ValueError("bug")):
+        assert not is_transient(permanent)
