@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     true_peak_db: float = Field(default=-1.0, le=0)
     max_width: int = Field(default=1280, ge=16)
     max_height: int = Field(default=720, ge=16)
+    image_text_model: str = Field(
+        default="",
+        description="Local CLIP-style model folder (transformers save_pretrained layout). "
+        "Set: frames are also scored against the prompt. Empty: off (no weights ship).",
+    )
     llm_base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1). "

@@ -15,7 +15,8 @@ Per window (1..n consecutive sentences lasting ``min_clip``..``max_clip``):
   reinforce;
 - ``delivery = 0.45 energy + 0.2 bursts + 0.2 pitch_var + 0.15 speech_rate`` (each in
   [0, 1], normalised per source);
-- ``visual`` in [0, 1] from faces and motion when the source has video;
+- ``visual`` in [0, 1] from faces and motion when the source has video (averaged with the
+  best frame-to-prompt match of an image-text model when one is configured);
 - ``score = text x (0.6 + 0.4 delivery) x (0.85 + 0.15 visual)`` (no visual term without
   video). With neither embeddings nor extra signals this reduces to the seed rule
   ``keyword_density x audio_energy`` up to constant factors.
@@ -165,6 +166,7 @@ class Context:
     prompt_vec: np.ndarray | None
     visual: Any | None  # clipforge.visual.VisualTrack or None
     rate_ref: float  # the source's 95th-percentile speech rate (words/s)
+    image_text_vec: np.ndarray | None = None  # the prompt in the image-text model's space
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -211,6 +213,11 @@ def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
     v: float | None = None
     if ctx.visual is not None and getattr(ctx.visual, "frame_times_us", None):
         v = float(ctx.visual.score_between(first.start_us, last.end_us))
+        if ctx.image_text_vec is not None and ctx.visual.image_embeddings is not None:
+            it = float(ctx.visual.image_text_between(first.start_us, last.end_us,
+                                                     ctx.image_text_vec))
+            evidence.append(("image_text", round(it, 6)))
+            v = 0.5 * v + 0.5 * it
         evidence.append(("visual", round(v, 6)))
     score = text * _factor(delivery, v)
     if text < MIN_TEXT_RELEVANCE:
@@ -250,10 +257,10 @@ def chunk_candidates(ctx: Context, chunk: Chunk, params: SelectionParams) -> lis
 
 
 def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignals,
-                  prompt: str, prompt_vec: np.ndarray | None, visual: Any | None = None
-                  ) -> Context:
+                  prompt: str, prompt_vec: np.ndarray | None, visual: Any | None = None,
+                  image_text_vec: np.ndarray | None = None) -> Context:
     return Context(transcript, text, audio, frozenset(prompt_keywords(prompt)), prompt_vec,
-                   visual, _speech_rate_ref(text))
+                   visual, _speech_rate_ref(text), image_text_vec)
 
 
 def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:

@@ -184,7 +184,7 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
     rep.done("audio signals", time.monotonic() - t2, "cached" if hit else "")
     t2 = time.monotonic()
     rep.start("visual signals", "faces, motion, scene cuts")
-    visual_track, hit = _result(visual_task(source, sha256, info.duration_us,
+    visual_track, hit = _result(visual_task(source, sha256, info.duration_us, settings,
                                             return_state=True))
     if hit:
         cached.append("visual-signals")

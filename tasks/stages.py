@@ -56,7 +56,21 @@ def _audio_key(_ctx: Any, p: dict[str, Any]) -> str:
 
 
 def _visual_key(_ctx: Any, p: dict[str, Any]) -> str:
-    return "visual-{}-{}".format(p["sha256"], code_version("visual"))
+    return "visual-{}-{}-{}".format(p["sha256"], params_hash(p["settings"].image_text_model),
+                                    code_version("visual"))
+
+
+def image_text_scorer(settings: Settings) -> visual.ImageTextScorer | None:
+    """The configured image-text model, loaded once per process (None when not set)."""
+    if not settings.image_text_model:
+        return None
+    if settings.image_text_model not in _scorers:
+        _scorers[settings.image_text_model] = visual.ImageTextScorer.from_pretrained(
+            settings.image_text_model)
+    return _scorers[settings.image_text_model]
+
+
+_scorers: dict[str, visual.ImageTextScorer] = {}
 
 
 @task(name="probe", cache_policy=NO_CACHE)
@@ -98,9 +112,11 @@ def audio_task(path: str, sha256: str) -> signals.AudioSignals:
 @task(name="visual-signals", cache_key_fn=_visual_key, persist_result=True, tags=[HEAVY_TAG],
       retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=retry_transient)
-def visual_task(path: str, sha256: str, duration_us: int) -> visual.VisualTrack:
+def visual_task(path: str, sha256: str, duration_us: int, settings: Settings
+                ) -> visual.VisualTrack:
     return visual.visual_track(path, duration_us=duration_us,
-                               progress=reporter().fraction("visual signals"))
+                               progress=reporter().fraction("visual signals"),
+                               image_embedder=image_text_scorer(settings))
 
 
 @task(name="select", cache_policy=NO_CACHE)
@@ -117,8 +133,9 @@ def select_task(
 ) -> list[select.Pick]:
     prompt_vec = semantic.embed([prompt], settings.embedding_model)[0] \
         if text.embeddings.shape[1] else None
+    scorer = image_text_scorer(settings)
     ctx = select.build_context(transcript, text, audio_signals, prompt, prompt_vec,
-                               visual_track)
+                               visual_track, scorer.embed_text(prompt) if scorer else None)
     extra: list[select.Candidate] = []
     if llm.llm_configured(settings):
         if budget is None:
