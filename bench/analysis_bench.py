@@ -34,13 +34,14 @@ RESULTS = REPO / "bench" / "results"
 
 def episode(repeat: int) -> Path:
     out = RESULTS / f"episode_x{repeat}"
-    video = out / "public_episode.mp4"
-    if not video.exists():
+    found = sorted(out.glob("*.mp4"))
+    if not found:
         out.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, str(SHARED / "eval" / "compose_episode.py"),
                         str(SHARED / "eval" / "public.json"), str(out),
                         "--media", str(SHARED / "media"), "--repeat", str(repeat)], check=True)
-    return video
+        found = sorted(out.glob("*.mp4"))
+    return found[0]
 
 
 def step(name: str, video: str, beam: int) -> dict:

@@ -1,13 +1,15 @@
-"""The one audio decoder (PyAV) and the audio-energy signal (librosa).
+"""The one audio decoder (PyAV) and the audio-energy signal.
 
-The source's audio is decoded once to 16 kHz mono float32; transcription and the
-energy measurement share that decode through a one-entry memo, so a run that needs
-both decodes the file once and a run served from cache decodes nothing.
+The source's audio is decoded to 16 kHz mono float32, streamed in blocks
+(:func:`stream_mono_16k`) so that long sources never sit in memory whole; see
+:mod:`clipforge.analysis` for the single pass that feeds both speech recognition and
+the delivery signals.
 """
 
 from __future__ import annotations
 
-import threading
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,59 +21,51 @@ from .timeutil import US_PER_S
 
 SAMPLE_RATE = 16_000
 
-_memo_lock = threading.Lock()
-_memo: tuple[tuple[str, int, int], np.ndarray] | None = None
-
-
-def _identity(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
 def decode_mono_16k(path: str | Path) -> np.ndarray:
-    """Decode the first audio stream to 16 kHz mono float32 in [-1, 1].
-
-    A source without audio gives an empty array. Memoised on file identity (one entry).
-    """
-    global _memo
-    p = Path(path)
-    key = _identity(p)
-    with _memo_lock:
-        if _memo is not None and _memo[0] == key:
-            return _memo[1]
-        samples = _decode(p)
-        _memo = (key, samples)
-        return samples
-
-
-def forget_decoded() -> None:
-    """Drop the memoised decode (call when a job ends)."""
-    global _memo
-    with _memo_lock:
-        _memo = None
+    """The whole first audio stream as 16 kHz mono float32 in [-1, 1] (empty without
+    audio). The pipeline streams instead (:func:`stream_mono_16k`); this is for short
+    inputs, tests and benchmarks."""
+    return _decode(Path(path))
 
 
 def _decode(path: Path) -> np.ndarray:
-    chunks: list[np.ndarray] = []
+    chunks = list(stream_mono_16k(path))
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+
+
+def stream_mono_16k(path: str | Path, block_s: float = 30.0) -> Iterator[np.ndarray]:
+    """Decode the first audio stream to 16 kHz mono float32, yielding ~``block_s`` blocks.
+
+    Memory stays bounded by one block whatever the source's length. A source without
+    audio yields nothing.
+    """
+    block = int(block_s * SAMPLE_RATE)
+    pending: list[np.ndarray] = []
+    size = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
-                return np.zeros(0, dtype=np.float32)
+                return
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-            for frame in container.decode(stream):
+            frames = container.decode(stream)
+            for frame in itertools.chain(frames, [None]):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                    arr = out.to_ndarray().reshape(-1)
+                    pending.append(arr)
+                    size += arr.size
+                    if size >= block:
+                        yield np.ascontiguousarray(np.concatenate(pending), dtype=np.float32)
+                        pending, size = [], 0
     except av.error.FFmpegError as exc:
         raise CorruptInputError(
             f"{path}: the audio stream could not be decoded ({exc}). "
             "Re-export the file (e.g. `ffmpeg -i IN -c:v copy -c:a aac OUT.mp4`) and try again."
         ) from exc
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+    if pending:
+        yield np.ascontiguousarray(np.concatenate(pending), dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,20 +94,28 @@ class EnergyTrack:
 ENERGY_HOP_S = 0.25
 
 
-def energy_track(samples: np.ndarray, *, hop_s: float = ENERGY_HOP_S) -> EnergyTrack:
-    """RMS per window in dB, mapped to [0, 1] between the source's 10th and 95th percentile.
+def cell_db(samples: np.ndarray, hop: int) -> np.ndarray:
+    """RMS level in dBFS of each whole ``hop``-sample cell (a partial tail cell included)."""
+    n = samples.size
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    cells = -(-n // hop)
+    padded = np.zeros(cells * hop, dtype=np.float64)
+    padded[:n] = samples
+    power = (padded.reshape(cells, hop) ** 2).mean(axis=1)
+    if n % hop:  # the tail cell's mean over its real samples only
+        power[-1] = float((samples[(cells - 1) * hop :].astype(np.float64) ** 2).mean())
+    return 10.0 * np.log10(np.maximum(power, 1e-12))
+
+
+def energy_from_db(db: np.ndarray, hop_us: int) -> EnergyTrack:
+    """Per-cell dB mapped to [0, 1] between the source's 10th and 95th percentile.
 
     Per-source normalisation makes the signal comparable across quiet and loud
     recordings. Digital silence (below -70 dBFS) always maps to 0.
     """
-    import librosa  # heavy import (numba): only when measuring
-
-    hop = int(round(hop_s * SAMPLE_RATE))
-    hop_us = int(round(hop_s * US_PER_S))
-    if samples.size == 0:
+    if db.size == 0:
         return EnergyTrack(hop_us=hop_us, values=(), db_floor=-120.0, db_ceiling=-120.0)
-    rms = librosa.feature.rms(y=samples, frame_length=2 * hop, hop_length=hop, center=True)[0]
-    db = 20.0 * np.log10(np.maximum(rms, 1e-6))
     audible = db[db > -70.0]
     if audible.size == 0:
         return EnergyTrack(
@@ -130,3 +132,9 @@ def energy_track(samples: np.ndarray, *, hop_s: float = ENERGY_HOP_S) -> EnergyT
         db_floor=round(lo, 2),
         db_ceiling=round(hi, 2),
     )
+
+
+def energy_track(samples: np.ndarray, *, hop_s: float = ENERGY_HOP_S) -> EnergyTrack:
+    """RMS loudness per ``hop_s`` cell of a whole signal, normalised per source."""
+    hop = int(round(hop_s * SAMPLE_RATE))
+    return energy_from_db(cell_db(samples, hop), int(round(hop_s * US_PER_S)))

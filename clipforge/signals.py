@@ -1,16 +1,18 @@
 """How things were said: per-source normalised audio signals on one time grid.
 
 Every signal lives on the same grid as :class:`clipforge.audio.EnergyTrack`
-(``hop_us``, 0.25 s by default) and is mapped to [0, 1] per source, so a quiet
-interview and a loud stream are judged against themselves:
+(``hop_us``, 0.25 s) and is mapped to [0, 1] per source, so a quiet interview and a loud
+stream are judged against themselves:
 
-- ``energy``: RMS loudness (see :func:`clipforge.audio.energy_track`);
+- ``energy``: RMS loudness per cell (see :func:`clipforge.audio.energy_from_db`);
 - ``bursts``: onset strength (spectral flux) peaks per cell — laughter, applause,
   raised voices — divided by the source's 95th percentile;
 - ``pitch_var``: spread (standard deviation, semitones) of the voice's pitch (YIN) over
-  voiced frames in the surrounding second, divided by the source's 95th percentile.
+  voiced frames in each second, divided by the source's 95th percentile.
 
-The audio is processed in blocks so memory stays bounded on long sources.
+:class:`AudioAccumulator` takes the audio block by block (as it is decoded), keeps only
+the small per-cell raw values, and normalises at the end: memory stays bounded on long
+sources.
 """
 
 from __future__ import annotations
@@ -19,10 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import ENERGY_HOP_S, SAMPLE_RATE, EnergyTrack, energy_track
+from .audio import ENERGY_HOP_S, SAMPLE_RATE, EnergyTrack, cell_db, energy_from_db
 from .timeutil import US_PER_S
-
-BLOCK_S = 120  # analysis block; a multiple of the hop
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +46,12 @@ class AudioSignals:
         return float(sum(window) / len(window))
 
     def delivery(self, start_us: int, end_us: int) -> dict[str, float]:
-        """Mean of each signal over a time range, and their blend (``delivery``).
-
-        ``delivery = 0.5 energy + 0.25 bursts + 0.25 pitch_var``.
-        """
-        e = self.energy.mean_between(start_us, end_us)
-        b = self._mean(self.bursts, start_us, end_us)
-        p = self._mean(self.pitch_var, start_us, end_us)
-        return {"audio_energy": e, "bursts": b, "pitch_var": p,
-                "delivery": 0.5 * e + 0.25 * b + 0.25 * p}
+        """Mean of each signal over a time range."""
+        return {
+            "audio_energy": self.energy.mean_between(start_us, end_us),
+            "bursts": self._mean(self.bursts, start_us, end_us),
+            "pitch_var": self._mean(self.pitch_var, start_us, end_us),
+        }
 
 
 def _robust_unit(x: np.ndarray) -> np.ndarray:
@@ -66,52 +63,82 @@ def _robust_unit(x: np.ndarray) -> np.ndarray:
     return np.clip(x / ref, 0.0, 1.0) if ref > 0 else np.zeros_like(x)
 
 
-def audio_signals(samples: np.ndarray, *, hop_s: float = ENERGY_HOP_S) -> AudioSignals:
-    import librosa  # heavy import (numba): only when measuring
+class AudioAccumulator:
+    """Raw per-cell signals from 16 kHz mono blocks fed in order; ``finish()`` normalises.
 
-    energy = energy_track(samples, hop_s=hop_s)
-    n_cells = len(energy.values)
-    hop = int(round(hop_s * SAMPLE_RATE))
-    bursts = np.zeros(n_cells, dtype=np.float64)
-    pitch_spread = np.zeros(n_cells, dtype=np.float64)
-    block = BLOCK_S * SAMPLE_RATE
-    onset_hop = 160  # 10 ms
-    yin_hop = 400  # 25 ms
-    per_cell_onset = hop // onset_hop
-    per_cell_yin = hop // yin_hop
-    cells_per_s = int(round(1 / hop_s))
-    for b0 in range(0, samples.size, block):
-        y = samples[b0 : b0 + block]
-        c0 = b0 // hop
-        if y.size < 2048:
-            continue
-        onset = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, hop_length=onset_hop)
-        m = onset.size // per_cell_onset
-        if m:
-            cells = onset[: m * per_cell_onset].reshape(m, per_cell_onset).max(axis=1)
-            n = min(m, n_cells - c0)
-            bursts[c0 : c0 + n] = cells[:n]
-        f0 = librosa.yin(y, fmin=70, fmax=400, sr=SAMPLE_RATE, frame_length=1024,
-                         hop_length=yin_hop, center=True)
-        rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=yin_hop, center=True)[0]
-        voiced = rms > max(1e-4, float(np.percentile(rms, 40)))
-        semis = 12.0 * np.log2(np.maximum(f0, 1.0) / 100.0)
-        frames_per_s = per_cell_yin * cells_per_s
-        for s0 in range(0, f0.size, frames_per_s):
-            sl = slice(s0, s0 + frames_per_s)
-            v = semis[sl][voiced[sl]]
-            spread = float(np.std(v)) if v.size >= 4 else 0.0
-            cell = c0 + s0 // per_cell_yin
-            pitch_spread[cell : min(n_cells, cell + cells_per_s)] = spread
-    silent = np.asarray(energy.values) <= 0.0
-    bursts[silent] = 0.0
-    pitch_spread[silent] = 0.0
-    return AudioSignals(
-        energy=energy,
-        bursts=tuple(round(float(v), 4) for v in _robust_unit(bursts)),
-        pitch_var=tuple(round(float(v), 4) for v in _robust_unit(pitch_spread)),
-    )
+    Blocks may have any length: work is done in whole seconds and the rest is carried
+    over to the next block.
+    """
+
+    ONSET_HOP = 160  # 10 ms
+    YIN_HOP = 400  # 25 ms
+
+    def __init__(self, hop_s: float = ENERGY_HOP_S) -> None:
+        self.hop = int(round(hop_s * SAMPLE_RATE))
+        self.hop_us = int(round(hop_s * US_PER_S))
+        self.cells_per_s = SAMPLE_RATE // self.hop
+        self._carry = np.zeros(0, dtype=np.float32)
+        self._db: list[np.ndarray] = []
+        self._bursts: list[np.ndarray] = []
+        self._pitch: list[np.ndarray] = []
+
+    def feed(self, block: np.ndarray) -> None:
+        data = np.concatenate([self._carry, block]) if self._carry.size else block
+        whole = (data.size // SAMPLE_RATE) * SAMPLE_RATE
+        if whole:
+            self._process(data[:whole])
+        self._carry = np.array(data[whole:], dtype=np.float32)
+
+    def finish(self) -> AudioSignals:
+        if self._carry.size:
+            self._process(self._carry)
+            self._carry = np.zeros(0, dtype=np.float32)
+        db = np.concatenate(self._db) if self._db else np.zeros(0)
+        bursts = np.concatenate(self._bursts) if self._bursts else np.zeros(0)
+        pitch = np.concatenate(self._pitch) if self._pitch else np.zeros(0)
+        silent = db <= -70.0
+        bursts[silent] = 0.0
+        pitch[silent] = 0.0
+        return AudioSignals(
+            energy=energy_from_db(db, self.hop_us),
+            bursts=tuple(round(float(v), 4) for v in _robust_unit(bursts)),
+            pitch_var=tuple(round(float(v), 4) for v in _robust_unit(pitch)),
+        )
+
+    def _process(self, y: np.ndarray) -> None:
+        import librosa  # heavy import (numba): only when measuring
+
+        db = cell_db(y, self.hop)
+        n = db.size
+        bursts = np.zeros(n)
+        pitch = np.zeros(n)
+        if y.size >= 2048:
+            onset = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, hop_length=self.ONSET_HOP)
+            per = self.hop // self.ONSET_HOP
+            for i in range(n):
+                seg = onset[i * per : (i + 1) * per]
+                bursts[i] = float(seg.max()) if seg.size else 0.0
+            f0 = librosa.yin(y, fmin=70, fmax=400, sr=SAMPLE_RATE, frame_length=1024,
+                             hop_length=self.YIN_HOP, center=True)
+            rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=self.YIN_HOP,
+                                      center=True)[0]
+            voiced = rms > max(1e-4, float(np.percentile(rms, 40)))
+            semis = 12.0 * np.log2(np.maximum(f0, 1.0) / 100.0)
+            per_s = SAMPLE_RATE // self.YIN_HOP
+            for c0 in range(0, n, self.cells_per_s):
+                f = (c0 // self.cells_per_s) * per_s
+                v = semis[f : f + per_s][voiced[f : f + per_s]]
+                pitch[c0 : c0 + self.cells_per_s] = float(np.std(v)) if v.size >= 4 else 0.0
+        self._db.append(db)
+        self._bursts.append(bursts)
+        self._pitch.append(pitch)
 
 
-def hop_us_for(hop_s: float = ENERGY_HOP_S) -> int:
-    return int(round(hop_s * US_PER_S))
+def audio_signals(samples: np.ndarray, *, hop_s: float = ENERGY_HOP_S,
+                  block_s: int = 120) -> AudioSignals:
+    """All signals of a whole 16 kHz mono signal (fed in ``block_s`` blocks)."""
+    acc = AudioAccumulator(hop_s)
+    step = block_s * SAMPLE_RATE
+    for b0 in range(0, samples.size, step):
+        acc.feed(samples[b0 : b0 + step])
+    return acc.finish()

@@ -83,19 +83,21 @@ def load_model(settings: Settings) -> Any:
         return _models[key]
 
 
-def transcribe(
+def transcribe_piece(
     samples: np.ndarray,
     settings: Settings,
     *,
+    offset_us: int = 0,
     source: str = "",
-    progress: Callable[[float], None] | None = None,
-) -> Transcript:
-    """Transcribe 16 kHz mono samples; words keep whisper's timestamps in microseconds."""
-    duration_us = s_to_us(samples.size / SAMPLE_RATE)
-    name = resolve_model(settings)
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Word], str]:
+    """Words of one piece of 16 kHz mono audio, their times shifted by ``offset_us``.
+
+    ``progress`` gets the absolute time (us) reached after each recognised segment.
+    Returns the words and the detected (or configured) language.
+    """
     if samples.size == 0:
-        return Transcript(words=(), language=settings.whisper_language or "", duration_us=0,
-                          model=name)
+        return [], settings.whisper_language or ""
     model = load_model(settings)
     try:
         segments, info = model.transcribe(
@@ -114,15 +116,35 @@ def transcribe(
                 text = w.word.strip()
                 if not text:
                     continue
-                start, end = s_to_us(float(w.start)), s_to_us(float(w.end))
+                start = offset_us + s_to_us(float(w.start))
+                end = offset_us + s_to_us(float(w.end))
                 words.append(Word(start, max(end, start + 1), text, round(float(w.probability), 4)))
-            if progress is not None and duration_us:
-                progress(min(1.0, s_to_us(float(seg.end)) / duration_us))
+            if progress is not None:
+                progress(offset_us + s_to_us(float(seg.end)))
     except Exception as exc:
         raise TranscriptionError(
             f"{source or 'audio'}: speech recognition failed ({exc}). Check the audio stream "
             "with `clipforge probe`, or try another model via CLIPFORGE_WHISPER_MODEL."
         ) from exc
+    return words, str(info.language)
+
+
+def transcribe(
+    samples: np.ndarray,
+    settings: Settings,
+    *,
+    source: str = "",
+    progress: Callable[[float], None] | None = None,
+) -> Transcript:
+    """Transcribe a whole 16 kHz mono signal (see :mod:`clipforge.analysis` for streaming)."""
+    duration_us = s_to_us(samples.size / SAMPLE_RATE)
+    name = resolve_model(settings)
+
+    def report(t_us: int) -> None:
+        if progress is not None and duration_us:
+            progress(min(1.0, t_us / duration_us))
+
+    words, language = transcribe_piece(samples, settings, source=source, progress=report)
     words.sort(key=lambda w: (w.start_us, w.end_us))
-    return Transcript(words=tuple(words), language=info.language, duration_us=duration_us,
+    return Transcript(words=tuple(words), language=language, duration_us=duration_us,
                       model=name)

@@ -76,7 +76,7 @@ def _run_request(request: Any) -> int:
 
     settings = load_settings()
     _prepare_prefect_env(settings.home)
-    set_reporter(StderrReporter(total_stages=8 if request.render else 7))
+    set_reporter(StderrReporter(total_stages=7 if request.render else 6))
     t0 = time.monotonic()
     print("clipforge: starting the pipeline (Prefect) ...", file=sys.stderr)
     from flows.clip import clip_video

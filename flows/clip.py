@@ -1,5 +1,5 @@
-"""The clip flow: probe -> transcribe -> audio signals -> visual signals -> text analysis
--> select -> plan -> render.
+"""The clip flow: probe -> audio analysis (speech + delivery) -> visual signals -> text
+analysis -> select -> plan -> render.
 
 The flow owns the job's lifecycle: a ``video_job`` row in PostgreSQL from the start, a
 checkpoint in Redis and ``job_checkpoint`` after each stage, and a final status
@@ -18,7 +18,6 @@ from prefect import flow
 from prefect.states import State
 
 from clipforge import metrics
-from clipforge.audio import forget_decoded
 from clipforge.backlog import get_runner, mark_running, runner_alive, set_runner, this_runner
 from clipforge.checkpoints import STAGES, CheckpointStore
 from clipforge.config import Settings, load_settings
@@ -36,13 +35,12 @@ from flows.params import ClipRequest, ClipResult, HighlightSummary
 from tasks.artifacts import publish as publish_artifacts
 from tasks.stages import (
     asr_params,
-    audio_task,
+    audio_analysis_task,
     identify_task,
     probe_task,
     render_task,
     select_task,
     text_task,
-    transcribe_task,
     visual_task,
 )
 
@@ -164,24 +162,18 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRecorder,
                       info: Any, sha256: str, out_dir: Path, budget: JobBudget
                       ) -> tuple[Edl, list[str]]:
-    """transcribe -> audio signals -> text analysis -> select -> plan (writes edl.json)."""
+    """audio analysis -> visual signals -> text analysis -> select -> plan (edl.json)."""
     rep = reporter()
     source = request.video
     t = time.monotonic()
     cached: list[str] = []
-    rep.start("transcribe", "faster-whisper")
-    transcript, hit = _result(transcribe_task(source, sha256, settings, return_state=True))
+    rep.start("audio analysis", "speech recognition + delivery signals")
+    (transcript, audio_signals), hit = _result(
+        audio_analysis_task(source, sha256, info.duration_us, settings, return_state=True))
     if hit:
-        cached.append("transcribe")
-    rep.done("transcribe", time.monotonic() - t,
+        cached.append("audio-analysis")
+    rep.done("audio analysis", time.monotonic() - t,
              f"{len(transcript.words)} words" + (" (cached)" if hit else ""))
-    t2 = time.monotonic()
-    rep.start("audio signals")
-    audio_signals, hit = _result(audio_task(source, sha256, return_state=True))
-    if hit:
-        cached.append("audio-signals")
-    forget_decoded()
-    rep.done("audio signals", time.monotonic() - t2, "cached" if hit else "")
     t2 = time.monotonic()
     rep.start("visual signals", "faces, motion, scene cuts")
     visual_track, hit = _result(visual_task(source, sha256, info.duration_us, settings,
@@ -343,7 +335,6 @@ def clip_video(request: ClipRequest) -> ClipResult:
                         processing_seconds=time.monotonic() - started)
         raise
     finally:
-        forget_decoded()
         recorder.close()
         if settings.pushgateway_url:
             try:

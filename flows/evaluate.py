@@ -12,9 +12,10 @@ from clipforge.config import load_settings
 from clipforge.errors import ClipforgeError
 from clipforge.evaluate import CaseScore, score_case
 from clipforge.identity import file_sha256
+from clipforge.probe import probe
 from flows.clip import clip_video
 from flows.params import ClipRequest
-from tasks.stages import transcribe_task
+from tasks.stages import audio_analysis_task
 
 
 @flow(name="evaluate-truth")
@@ -34,7 +35,9 @@ def evaluate_truth(truth_path: str, out_dir: str, target_seconds: float = 60.0
         except ClipforgeError as exc:
             edls.append((case, None, exc.one_line()))
     # The words the cuts are checked against: the (cached) transcript of the same run.
-    transcript = transcribe_task(video, file_sha256(video), load_settings())
+    info = probe(video)
+    transcript, _ = audio_analysis_task(video, file_sha256(video), info.duration_us,
+                                        load_settings())
     words = [(w.start_us / 1e6, w.end_us / 1e6) for w in transcript.words]
     for case, edl, error in edls:
         scores.append(score_case(case, edl, words, error))

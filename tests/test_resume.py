@@ -115,7 +115,7 @@ def test_kill_during_render_resumes_from_postgres_when_redis_is_empty(
     r.close()
     stdout, stderr = finish(start(env, public_episode, out))
     assert f"resuming job {job['id']} after checkpoint 'edl_written'" in stderr
-    assert "resumed:" in stderr and "] transcribe" not in stderr  # analysis not re-run
+    assert "resumed:" in stderr and "] audio analysis" not in stderr  # analysis not re-run
     assert (out / "edl.json").read_bytes() == reference
     assert (out / "highlights.mp4").stat().st_size > 0
     assert job_store.get_job(job["id"])["status"] == "succeeded"

@@ -6,40 +6,61 @@ import numpy as np
 import pytest
 from conftest import media
 
-from clipforge.audio import SAMPLE_RATE, decode_mono_16k, energy_track, forget_decoded
+from clipforge.analysis import analyse_audio, quiet_cut
+from clipforge.audio import SAMPLE_RATE, decode_mono_16k, energy_track, stream_mono_16k
 from clipforge.config import Settings
 from clipforge.errors import ConfigError
+from clipforge.signals import AudioAccumulator, audio_signals
 from clipforge.transcribe import load_model, transcribe
 
+JFK = "speech_en_11s__whisper_jfk.flac"
 
-def test_decode_is_16k_mono_and_memoised() -> None:
-    path = media("speech_en_11s__whisper_jfk.flac")
+
+def test_decode_is_16k_mono_and_streams_in_bounded_blocks() -> None:
+    path = media(JFK)
     samples = decode_mono_16k(path)
     assert samples.dtype == np.float32 and samples.ndim == 1
     assert abs(samples.size / SAMPLE_RATE - 11.0) < 0.05
-    assert decode_mono_16k(path) is samples  # one decode shared by the stages
-    forget_decoded()
-    assert decode_mono_16k(path) is not samples
+    blocks = list(stream_mono_16k(path, block_s=2.0))
+    assert len(blocks) >= 5 and max(b.size for b in blocks) < 3 * SAMPLE_RATE
+    assert np.array_equal(np.concatenate(blocks), samples)
 
 
 def test_video_without_audio_decodes_to_nothing() -> None:
     assert decode_mono_16k(media("noaudio_real_720p2997__pyscenedetect_testvideo.mp4")).size == 0
-    forget_decoded()
 
 
 def test_energy_is_normalised_and_silence_is_zero() -> None:
-    speech = energy_track(decode_mono_16k(media("speech_en_11s__whisper_jfk.flac")))
+    speech = energy_track(decode_mono_16k(media(JFK)))
     assert 0.0 <= min(speech.values) and max(speech.values) <= 1.0
     assert max(speech.values) == 1.0 and speech.mean_between(0, 11_000_000) > 0.2
     silence = energy_track(np.zeros(SAMPLE_RATE * 5, dtype=np.float32))
     assert set(silence.values) == {0.0}
-    forget_decoded()
+
+
+def test_signals_do_not_depend_on_how_the_audio_was_cut_into_blocks() -> None:
+    samples = decode_mono_16k(media(JFK))
+    whole = audio_signals(samples)
+    acc = AudioAccumulator()
+    for b0 in range(0, samples.size, 70_001):  # odd block sizes: carried over in seconds
+        acc.feed(samples[b0 : b0 + 70_001])
+    fed = acc.finish()
+    assert fed.energy == whole.energy
+    assert len(fed.bursts) == len(whole.bursts) == len(whole.energy.values)
+    assert max(whole.bursts) == 1.0 and max(whole.pitch_var) > 0
+
+
+def test_pieces_are_cut_at_the_quietest_moment() -> None:
+    rng = np.random.default_rng(0)
+    loud = rng.uniform(-0.5, 0.5, SAMPLE_RATE * 20).astype(np.float32)
+    loud[12 * SAMPLE_RATE : 12 * SAMPLE_RATE + SAMPLE_RATE // 2] = 0.0  # a pause at 12 s
+    cut = quiet_cut(loud, 10 * SAMPLE_RATE, 5 * SAMPLE_RATE)
+    assert 12 * SAMPLE_RATE <= cut <= 12 * SAMPLE_RATE + SAMPLE_RATE // 2
 
 
 @pytest.mark.slow
 def test_transcribes_jfk_with_word_timestamps() -> None:
-    samples = decode_mono_16k(media("speech_en_11s__whisper_jfk.flac"))
-    forget_decoded()
+    samples = decode_mono_16k(media(JFK))
     tr = transcribe(samples, Settings())
     text = tr.text.lower()
     assert "ask not what your country can do for you" in text.replace(",", "")
@@ -49,6 +70,20 @@ def test_transcribes_jfk_with_word_timestamps() -> None:
     assert tr.words[-1].end_us <= 11_100_000
     # deterministic: same audio, same settings -> same words
     assert transcribe(samples, Settings()).words == tr.words
+
+
+@pytest.mark.slow
+def test_streaming_analysis_in_pieces_keeps_every_word(public_episode) -> None:
+    """148 s in 40 s pieces (cut in pauses) vs one piece: the same words, offsets right."""
+    settings = Settings()
+    one, sig_one = analyse_audio(public_episode, settings, duration_us=148_500_000)
+    pieces, sig_pieces = analyse_audio(public_episode, settings, duration_us=148_500_000,
+                                       piece_s=40, search_s=8)
+    assert [w.text for w in pieces.words] == [w.text for w in one.words] or \
+        abs(len(pieces.words) - len(one.words)) <= 3
+    jfk = [w for w in pieces.words if w.text.lower().startswith("country")]
+    assert jfk and all(75_000_000 < w.start_us < 87_000_000 for w in jfk)
+    assert sig_pieces.energy == sig_one.energy
 
 
 def test_unknown_model_is_a_config_error_offline(tmp_path) -> None:
