@@ -48,11 +48,17 @@ fitted into the output canvas with a black letterbox/pillarbox and ``setsar=1``,
 
 Loudness: one gain for the whole reel
 -------------------------------------
-``gain = target_I - measured_I``, then *lowered* if needed so that
-``measured_TP + gain <= target_TP``. We chose lowering the gain over adding a limiter:
-it is one linear operation, identical for every segment, deterministic, and never alters
-dynamics; the price is that very peaky sources end up quieter than the target. Each
-segment's ``gain_db`` from the EDL is added on top. Never per-segment normalisation.
+Pass 1 measures the whole source once (``ebur128``, with its per-100 ms frame log). The
+reel's own integrated loudness is computed from that log — BS.1770 gating over the 400 ms
+momentary blocks that lie inside the kept segments — so a reel cut from a quiet part of a
+loud source still lands on target without a second pass. Pass 2 applies
+``gain = target_I - reel_I`` to every segment; if that would push the reel's true peak
+over ``target_TP``, a limiter with fixed parameters (ceiling ``target_TP - 0.5 dB``,
+5 ms attack, 50 ms release, latency compensated) follows the gain, the same for every
+segment. Each segment's ``gain_db`` from the EDL is added on top. Never per-segment
+normalisation: level differences between segments that are in the source stay in the
+reel. (``global_gain_db`` — whole-source loudness, gain lowered to respect the peak — is
+kept as the fallback rule for a measurement without a frame log.)
 Digital silence or no audio -> gain 0. The target comes from the EDL's ``output``
 (``loudness_lufs`` / ``true_peak_db``), so a re-render of an EDL gives the same result.
 
@@ -60,8 +66,11 @@ Audio output is always AAC stereo 48 kHz: a source without audio gets silence
 (``anullsrc``); an audio-only source is rendered over black video at the EDL's canvas size
 and frame rate.
 
-Determinism: ``-threads`` from ``settings.cpu_threads`` (0 lets FFmpeg decide, which
-depends on the core count), ``-map_metadata -1``, bitexact flags, no creation time.
+Determinism: ``-threads`` from ``settings.cpu_threads`` on every writer input (decoder)
+and on the joiner (x264), plus ``-filter_complex_threads`` for the writers' graphs when
+pinned (0 lets FFmpeg decide, which depends on the core count), ``-map_metadata -1``,
+bitexact flags, no creation time. With ``cpu_threads=1`` the output is bit-exact for a
+given FFmpeg/x264 build (``tests/test_golden.py`` checks a sha256).
 
 Transitions
 -----------
@@ -113,6 +122,8 @@ __all__ = [
     "concat_list",
     "escape_concat_path",
     "global_gain_db",
+    "reel_gain",
+    "reel_loudness",
     "input_colour",
     "join_argv",
     "loudness_argv",
@@ -131,6 +142,7 @@ __all__ = [
 AUDIO_RATE = 48_000
 NO_SEEK_BELOW_S = Fraction(1)  # closer to the start, decode from 0 and trim instead of -ss
 _FALLBACK_FPS = Fraction(30)
+LIMITER_MARGIN_DB = 0.5  # headroom under the true-peak target for AAC's intersample peaks
 _SILENCE_LUFS = -70.0  # ebur128 reports -70 LUFS when everything is gated (silence)
 
 
@@ -177,6 +189,9 @@ class Loudness:
     true_peak_db: float
     lra: float
     threshold: float
+    # Per 100 ms of the source: (end time s, momentary loudness LUFS, true peak dBFS).
+    # Lets any subset of the source (a reel's segments) be measured without a new pass.
+    frames: tuple[tuple[float, float, float], ...] = ()
 
 
 def _audio_prep() -> str:
@@ -193,7 +208,7 @@ def loudness_argv(path: str | Path, info: MediaInfo) -> list[str]:
         "-hide_banner",
         "-nostats",
         "-v",
-        "info",
+        "verbose",  # ebur128's per-100 ms frame log is printed at the verbose level
         "-i",
         str(path),
         "-map",
@@ -219,6 +234,21 @@ _SUMMARY_RE = {
 }
 
 
+_FRAME_RE = re.compile(
+    r"\bt:\s*(-?[\d.]+)\s+TARGET:.*?\bM:\s*(-?[\d.]+|-?inf|nan)\b.*?FTPK:\s*((?:-?[\d.]+|-?inf)"
+    r"(?:\s+(?:-?[\d.]+|-?inf))*)\s*dBFS"
+)
+
+
+def parse_ebur128_frames(stderr: str) -> tuple[tuple[float, float, float], ...]:
+    """The per-100 ms frame log: (t, momentary LUFS, max true peak of the channels)."""
+    out = []
+    for m in _FRAME_RE.finditer(stderr):
+        peaks = [float(x) for x in m.group(3).split()]
+        out.append((float(m.group(1)), float(m.group(2)), max(peaks)))
+    return tuple(out)
+
+
 def parse_ebur128(stderr: str) -> Loudness | None:
     """Parse the ebur128 summary; ``None`` for digital silence (-inf peak / gated out)."""
     pos = stderr.rfind("Summary:")
@@ -233,7 +263,7 @@ def parse_ebur128(stderr: str) -> Loudness | None:
     lra = float(m_lra.group(1)) if m_lra else 0.0
     if not (math.isfinite(integrated) and math.isfinite(peak)) or integrated <= _SILENCE_LUFS:
         return None
-    return Loudness(integrated, peak, lra, threshold)
+    return Loudness(integrated, peak, lra, threshold, parse_ebur128_frames(stderr))
 
 
 def measure_loudness(path: str | Path, info: MediaInfo) -> Loudness | None:
@@ -250,6 +280,44 @@ def measure_loudness(path: str | Path, info: MediaInfo) -> Loudness | None:
             argv=argv,
             stderr_tail=ffmpeg.stderr_tail(proc.stderr),
         ) from exc
+
+
+def reel_loudness(loudness: Loudness, segments: Sequence[Segment]
+                  ) -> tuple[float, float] | None:
+    """Integrated loudness and true peak of just the reel's segments (BS.1770 gating over
+    the 400 ms momentary blocks that lie inside a segment), from the one whole-source
+    measurement. Falls back to the whole-source figures without a frame log; ``None`` if
+    the kept parts are silent."""
+    if not loudness.frames:
+        return loudness.integrated_lufs, loudness.true_peak_db
+    spans = [(seg.source_in, seg.source_out) for seg in segments]
+    eps = 1e-6
+    blocks = [m for t, m, _ in loudness.frames
+              if any(a - eps <= t - 0.4 and t <= b + eps for a, b in spans)]
+    peaks = [tp for t, _, tp in loudness.frames
+             if any(a < t <= b + 0.1 for a, b in spans)]
+    gated = [m for m in blocks if math.isfinite(m) and m > _SILENCE_LUFS]
+    if not gated or not peaks:
+        return None
+    ungated = 10 * math.log10(sum(10 ** (m / 10) for m in gated) / len(gated))
+    kept = [m for m in gated if m > ungated - 10]
+    integrated = 10 * math.log10(sum(10 ** (m / 10) for m in kept) / len(kept))
+    return integrated, max(peaks)
+
+
+def reel_gain(loudness: Loudness | None, segments: Sequence[Segment], target_lufs: float,
+              target_tp_db: float) -> tuple[float, float | None]:
+    """One linear gain for every segment, and the limiter ceiling (dBFS) to apply after it
+    when the gain would push the reel's true peak past the target (None: no limiter)."""
+    if loudness is None:
+        return 0.0, None
+    measured = reel_loudness(loudness, segments)
+    if measured is None:
+        return 0.0, None
+    integrated, peak = measured
+    gain = round(target_lufs - integrated, 2)
+    limit = round(target_tp_db - LIMITER_MARGIN_DB, 2) if peak + gain > target_tp_db else None
+    return gain, limit
 
 
 def global_gain_db(loudness: Loudness | None, target_lufs: float, target_tp_db: float) -> float:
@@ -362,6 +430,7 @@ class SegmentPlan:
     gain_db: float
     xfade_frames: int = 0
     xfade_samples: int = 0
+    limit_db: float | None = None  # the reel's limiter ceiling, the same for every segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +471,8 @@ def _check_supported(segments: Sequence[Segment]) -> None:
 
 
 def plan_segments(
-    segments: Sequence[Segment], fps: Fraction, global_gain: float = 0.0
+    segments: Sequence[Segment], fps: Fraction, global_gain: float = 0.0,
+    limit_db: float | None = None,
 ) -> list[SegmentPlan]:
     """Frame and sample counts on the cumulative timeline, plus fades, crossfade overlaps
     and gains. A crossfade (or fade) on the first segment fades in from black."""
@@ -459,17 +529,19 @@ def plan_segments(
                 gain_db=round(global_gain + seg.gain_db, 2),
                 xfade_frames=xf,
                 xfade_samples=xs,
+                limit_db=limit_db,
             )
         )
     return plans
 
 
 def plan_parts(
-    segments: Sequence[Segment], fps: Fraction, global_gain: float = 0.0
+    segments: Sequence[Segment], fps: Fraction, global_gain: float = 0.0,
+    limit_db: float | None = None,
 ) -> list[PartPlan]:
     """Group segments into writer parts (a new part at every cut or fade) and give each
     part its exact frame and sample count on the cumulative output timeline."""
-    seg_plans = plan_segments(segments, fps, global_gain)
+    seg_plans = plan_segments(segments, fps, global_gain, limit_db)
     groups: list[list[SegmentPlan]] = []
     for plan in seg_plans:
         if plan.xfade_frames and groups:
@@ -610,12 +682,23 @@ def audio_filter(
             steps += [f"atrim=start_sample={skip_samples}", "asetpts=N/SR/TB"]
         if plan.gain_db:
             steps.append(f"volume={plan.gain_db:.2f}dB:precision=double")
+        if plan.limit_db is not None:  # fixed parameters: identical for every segment
+            steps.append(f"alimiter=limit={10 ** (plan.limit_db / 20):.6f}:level=0:latency=1:"
+                         "attack=5:release=50")
     steps += [*_exact_audio(plan.samples), *_audio_fades(plan)]
     return f"[{src_label}]" + ",".join(steps) + f"[{out_label}]"
 
 
 def _threads(settings: Settings) -> list[str]:
     return ["-threads", str(settings.cpu_threads)]
+
+
+def _filter_threads(settings: Settings) -> list[str]:
+    """Pin the writer's filter graph threads too when threads are pinned (0: FFmpeg's
+    default, one per core)."""
+    if settings.cpu_threads <= 0:
+        return []
+    return ["-filter_complex_threads", str(settings.cpu_threads)]
 
 
 def seek_point(source_in: float, video: VideoInfo | None) -> Fraction:
@@ -642,7 +725,8 @@ def part_argv(
     """One writer: input-seek each segment of the part (``-ss IN -i SRC``), filter,
     crossfade them if the part has several, and write rawvideo + PCM in NUT to ``target``."""
     fps = canvas.fps
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-nostats", *_threads(settings)]
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-nostats",
+            *_filter_threads(settings)]  # fmt: skip
     graph: list[str] = []
     n = len(part.segments)
     skips: list[int] = []
@@ -651,13 +735,14 @@ def part_argv(
         seek = seek_point(seg.source_in, info.video)
         read_for = Fraction(seg.frames) / fps + 1
         if seek >= NO_SEEK_BELOW_S:
-            argv += ["-ss", _num(seek), "-t", _num(read_for), "-i", str(src)]
+            argv += [*_threads(settings), "-ss", _num(seek), "-t", _num(read_for),
+                     "-i", str(src)]  # fmt: skip
             lead_trims.append(Fraction(0))
             skips.append(round((Fraction(seg.source_in) - seek) * AUDIO_RATE))
         else:
             # FFmpeg 5.1 fails seeks near the start of FLV files (with or without an
             # index): decode from the start and trim the (< 1 s) lead in the filters
-            argv += ["-t", _num(seek + read_for), "-i", str(src)]
+            argv += [*_threads(settings), "-t", _num(seek + read_for), "-i", str(src)]
             lead_trims.append(seek)
             skips.append(round(Fraction(seg.source_in) * AUDIO_RATE))
     whole = part.whole
@@ -926,12 +1011,18 @@ def render(
     settings: Settings | None = None,
     loudness: Loudness | None = None,
     progress: Callable[[float], None] | None = None,
+    use_fifo: bool = True,
 ) -> RenderResult:
     """Render ``edl`` over the source described by ``info`` to ``out_path`` (MP4).
 
     ``loudness`` is pass 1 (``measure_loudness``); when ``None`` and the source has audio
     it is measured here. The output canvas, fps and loudness target come from
     ``edl.output``; encoder settings and threads from ``settings``.
+
+    ``use_fifo=False`` (benchmarks/diagnosis only): the writers first write their NUT
+    parts as regular files in the temp dir, one after another, then the same joiner
+    reads them. Same filters, same join, same output bytes; costs disk space for the
+    uncompressed parts (about 1.4 MB per 720p frame).
     """
     settings = settings or Settings()
     out_path = Path(out_path).expanduser().resolve()
@@ -942,8 +1033,9 @@ def render(
     _check_supported(edl.segments)
     if loudness is None and info.audio is not None:
         loudness = measure_loudness(info.path, info)
-    gain = global_gain_db(loudness, edl.output.loudness_lufs, edl.output.true_peak_db)
-    parts = plan_parts(edl.segments, fps, gain)
+    gain, limit = reel_gain(loudness, edl.segments, edl.output.loudness_lufs,
+                            edl.output.true_peak_db)
+    parts = plan_parts(edl.segments, fps, gain, limit)
     total_frames = sum(p.frames for p in parts)
     total_us = round(Fraction(total_frames) / fps * 1_000_000)
 
@@ -957,18 +1049,28 @@ def render(
         writers: list[list[str]] = []
         for part in parts:
             fifo = tmp / f"part{part.index:04d}.nut"
-            os.mkfifo(fifo, 0o600)
+            if use_fifo:
+                os.mkfifo(fifo, 0o600)
             entries.append((fifo, Fraction(part.frames) / fps))
             writers.append(part_argv(info.path, info, canvas, part, fifo, settings))
         list_path = tmp / "segments.ffconcat"
         list_path.write_text(concat_list(entries), encoding="utf-8")
         join = join_argv(list_path, partial, canvas, settings)
+        if not use_fifo:
+            # temp-file path: write every part to disk first (same supervisor, so a
+            # failing writer is reported the same way), then join the files
+            sup.feed(writers)
+            err = sup.error()
+            if err is not None:
+                raise err
         join_log = tmp / "join.log"
         with open(join_log, "wb") as jlog:
             joiner = ffmpeg.popen(join, stdout=subprocess.PIPE, stderr=jlog)
             with sup.lock:
                 sup.joiner = joiner
-            feeder = threading.Thread(target=sup.feed, args=(writers,), daemon=True)
+            feeder = threading.Thread(
+                target=sup.feed, args=(writers if use_fifo else [],), daemon=True
+            )
             sup.feeder = feeder
             feeder.start()
             assert joiner.stdout is not None
@@ -1008,5 +1110,5 @@ def render(
         duration_s=float(Fraction(total_frames) / fps),
         frames=total_frames,
         gain_db=gain,
-        used_fifo=True,
+        used_fifo=use_fifo,
     )

@@ -35,6 +35,8 @@ from clipforge.render import (
     part_argv,
     plan_parts,
     plan_segments,
+    reel_gain,
+    reel_loudness,
     render,
     seek_point,
     video_filter,
@@ -485,9 +487,33 @@ def test_cut_between_frames_takes_the_nearest_frame(talk: MediaInfo, tmp_path: P
 
 
 def test_talk_render_loudness(talk_render: tuple[RenderResult, Edl, list[float]]) -> None:
-    result = talk_render[0]
-    assert result.gain_db == pytest.approx(7.9, abs=0.05)
+    result, edl, _ = talk_render
+    measured = measure_loudness(media(TALK), probe(media(TALK)))
+    assert measured is not None
+    reel = reel_loudness(measured, edl.segments)
+    assert reel is not None
+    assert result.gain_db == pytest.approx(-14.0 - reel[0], abs=0.05)
     assert abs(_integrated_lufs(result.path) - (-14.0)) <= 1.0
+
+
+def test_reel_from_a_quiet_part_of_a_loud_source_lands_on_target(tmp_path: Path,
+                                                                  public_episode: Path) -> None:
+    """One measurement of the whole source; the gain is set for the kept segments."""
+    info = probe(public_episode)
+    measured = measure_loudness(public_episode, info)
+    assert measured is not None and len(measured.frames) > 1000
+    whole = reel_loudness(measured, [Segment(source_in=0.0, source_out=148.0)])
+    assert whole is not None and whole[0] == pytest.approx(measured.integrated_lufs, abs=0.2)
+    licence = [{"source_in": 117.0, "source_out": 125.0}, {"source_in": 130.0,
+                                                          "source_out": 136.0}]
+    edl = _edl(info, licence, output_format_for(info))
+    gain, limit = reel_gain(measured, edl.segments, -14.0, -1.0)
+    assert gain > global_gain_db(measured, -14.0, -1.0) + 3  # quieter part, more gain
+    out = tmp_path / "licence.mp4"
+    result = render(edl, info, out, loudness=measured)
+    assert result.gain_db == gain
+    assert abs(_integrated_lufs(out) - (-14.0)) <= 1.0
+    assert limit is not None  # this reel needs the limiter to stay under -1 dBTP
 
 
 def _quick_render(tmp_path: Path, name: str, seconds: float = 0.8) -> tuple[Path, MediaInfo]:
