@@ -104,3 +104,28 @@ def serve(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thr
     """Expose :data:`REGISTRY` over HTTP on ``addr:port`` (``/metrics``); returns the
     ``(server, thread)`` pair from ``start_http_server`` (``port=0``: any free port)."""
     return start_http_server(port, addr=addr, registry=REGISTRY)
+
+
+# Appended for deployments/prometheus/alerts.yml (ClipforgeBacklogStalled): when the
+# backlog last made progress, read from PostgreSQL by the long-lived `clipforge metrics`
+# process (flows/cli_metrics.py), so the alert does not depend on any flow pushing.
+LAST_JOB_FINISHED = Gauge(
+    "clipforge_last_job_finished_timestamp_seconds",
+    "Unix time the most recently finished job finished (video_job.finished_at); "
+    "0 if no job has finished.",
+    registry=REGISTRY,
+)
+OLDEST_QUEUED_JOB = Gauge(
+    "clipforge_oldest_queued_job_timestamp_seconds",
+    "Unix time the oldest still-queued job was created (video_job.created_at); "
+    "0 if the queue is empty.",
+    registry=REGISTRY,
+)
+
+
+def set_backlog_times(last_finished: float | None, oldest_queued: float | None) -> None:
+    """Set the two backlog timestamps (Unix seconds; None -> 0, meaning "none")."""
+    LAST_JOB_FINISHED.set(last_finished if last_finished and math.isfinite(last_finished)
+                          else 0)
+    OLDEST_QUEUED_JOB.set(oldest_queued if oldest_queued and math.isfinite(oldest_queued)
+                          else 0)
