@@ -15,22 +15,27 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-deps demo test lint check-schema schema services-stop clean
+.PHONY: install system-deps demo test lint check-schema schema golden golden-bless \
+	bench bench-analysis bench-render bench-loudness bench-refuse up down services-stop clean
 
 install: $(STAMP)
 
-# System packages: FFmpeg (with zscale/loudnorm), Redis, PostgreSQL 15 server binaries.
+# System packages: FFmpeg (with zscale/loudnorm), Redis, PostgreSQL 15 server binaries,
+# Prometheus (promtool checks the alert rules and dashboards) and its Pushgateway.
 system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \
 	    echo "clipforge needs:$$missing — run: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
 	  echo "installing system packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 $(STAMP): pyproject.toml requirements.lock | system-deps
@@ -57,6 +62,35 @@ schema: install
 
 test: install lint check-schema
 	$(BIN)/pytest
+
+# The golden render: compare, or (on purpose, after reviewing the change) re-bless.
+golden: install
+	$(BIN)/pytest -q tests/test_golden.py
+
+golden-bless: install
+	CLIPFORGE_BLESS=1 $(BIN)/pytest -q tests/test_golden.py
+
+# Benchmarks report figures (bench/results/, git-ignored); they are not tests.
+bench-analysis: install
+	$(BIN)/python bench/analysis_bench.py
+
+bench-render: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/render_bench.py compare
+
+bench-loudness: install
+	$(BIN)/python bench/loudness_bench.py
+
+bench-refuse: install
+	$(BIN)/python bench/refuse_bench.py
+
+bench: bench-refuse bench-loudness bench-render bench-analysis
+
+up: install
+	$(BIN)/clipforge up
+
+down: install
+	$(BIN)/clipforge down
 
 services-stop: install
 	$(BIN)/clipforge services stop

@@ -244,9 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["start", "stop", "status"])
     s.set_defaults(func=cmd_services)
 
-    from flows import cli_ops
+    from flows import cli_metrics, cli_ops
 
     cli_ops.register(sub)
+    cli_metrics.register(sub)
     return p
 
 
