@@ -112,7 +112,7 @@ def main() -> int:
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     video = episode(a.repeat)
-    report: dict = {"video": str(video)}
+    report: dict = {"video": str(video), "load_before": os.getloadavg()}
     asr5 = child("asr", video, 5)
     asr1 = asr5 if a.skip_beam1 else child("asr", video, 1)
     full = child("analysis", video, 5)
@@ -149,6 +149,8 @@ def main() -> int:
     for label, q in report["quality"].items():
         print(f"  {label:<24} hit@1 {q['hit@1']}/{q['cases']}  hit@3 {q['hit@3']}/{q['cases']}"
               f"  overlap {q['mean_overlap']:.2f}  cuts in words {q['cuts_inside_words']}")
+    report["load_after"] = os.getloadavg()
+    print(f"\nload average before {report['load_before']}, after {report['load_after']}")
     (RESULTS / "analysis.json").write_text(json.dumps(report, indent=2))
     return 0
 

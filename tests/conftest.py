@@ -21,6 +21,21 @@ def media(name: str) -> Path:
     return path
 
 
+def cli_environment(service_urls, clipforge_home: Path, prefect_home: Path,
+                    **extra: str) -> dict[str, str]:
+    """Environment for running the `clipforge` CLI in a subprocess against the session's
+    private PostgreSQL/Redis, with its own Prefect home (and so its own task cache)."""
+    env = dict(os.environ)
+    env.update(
+        CLIPFORGE_HOME=str(clipforge_home),
+        CLIPFORGE_DATABASE_URL=service_urls.database_url,
+        CLIPFORGE_REDIS_URL=service_urls.redis_url,
+        PREFECT_HOME=str(prefect_home),
+        **extra,
+    )
+    return env
+
+
 @pytest.fixture(scope="session")
 def public_episode() -> Path:
     path = EVAL / "public_episode.mp4"

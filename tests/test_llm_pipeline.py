@@ -4,12 +4,12 @@ fake: it stands in for a paid API), the real CLI, PostgreSQL and Redis."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import cli_environment
 from fake_llm import FakeLlm
 
 pytestmark = pytest.mark.slow
@@ -32,19 +32,14 @@ def fake():
 
 @pytest.fixture(scope="module")
 def env(service_urls, clipforge_home, tmp_path_factory, fake) -> dict[str, str]:
-    e = dict(os.environ)
-    e.update(
-        CLIPFORGE_HOME=str(clipforge_home),
-        CLIPFORGE_DATABASE_URL=service_urls.database_url,
-        CLIPFORGE_REDIS_URL=service_urls.redis_url,
-        PREFECT_HOME=str(tmp_path_factory.mktemp("prefect-llm")),
+    return cli_environment(
+        service_urls, clipforge_home, tmp_path_factory.mktemp("prefect-llm"),
         CLIPFORGE_LLM_BASE_URL=fake.base_url,
         CLIPFORGE_LLM_MODEL="fake-model",
         CLIPFORGE_LLM_API_KEY="test-key",
         CLIPFORGE_LLM_PRICE_IN_PER_1K="0.5",
         CLIPFORGE_LLM_PRICE_OUT_PER_1K="1.5",
     )
-    return e
 
 
 def run(env: dict[str, str], video: Path, out: Path) -> subprocess.CompletedProcess:

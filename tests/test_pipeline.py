@@ -7,7 +7,6 @@ the real speech model, real media, Prefect in ephemeral mode.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import EVAL, media
+from conftest import EVAL, cli_environment, media
 
 from clipforge.edl import SCHEMA_PATH
 
@@ -42,14 +41,7 @@ def clipforge(env: dict[str, str], *args: str, timeout: float = 600) -> subproce
 
 @pytest.fixture(scope="module")
 def cli_env(service_urls, clipforge_home, tmp_path_factory) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        CLIPFORGE_HOME=str(clipforge_home),
-        CLIPFORGE_DATABASE_URL=service_urls.database_url,
-        CLIPFORGE_REDIS_URL=service_urls.redis_url,
-        PREFECT_HOME=str(tmp_path_factory.mktemp("prefect")),
-    )
-    return env
+    return cli_environment(service_urls, clipforge_home, tmp_path_factory.mktemp("prefect"))
 
 
 def run(env: dict[str, str], out: Path, *args: str) -> Run:

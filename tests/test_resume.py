@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from conftest import cli_environment
 
 from clipforge.checkpoints import STAGES
 from clipforge.config import Settings
@@ -26,14 +27,8 @@ PROMPT = "the software license permission notice"
 
 @pytest.fixture(scope="module")
 def env(service_urls, clipforge_home, tmp_path_factory) -> dict[str, str]:
-    e = dict(os.environ)
-    e.update(
-        CLIPFORGE_HOME=str(clipforge_home),
-        CLIPFORGE_DATABASE_URL=service_urls.database_url,
-        CLIPFORGE_REDIS_URL=service_urls.redis_url,
-        PREFECT_HOME=str(tmp_path_factory.mktemp("prefect-resume")),
-    )
-    return e
+    return cli_environment(service_urls, clipforge_home,
+                           tmp_path_factory.mktemp("prefect-resume"))
 
 
 def start(env: dict[str, str], video: Path, out: Path, *extra: str) -> subprocess.Popen:
