@@ -95,17 +95,22 @@ ENERGY_HOP_S = 0.25
 
 
 def cell_db(samples: np.ndarray, hop: int) -> np.ndarray:
-    """RMS level in dBFS of each whole ``hop``-sample cell (a partial tail cell included)."""
+    """RMS level in dBFS of each ``hop``-sample cell (librosa RMS, one frame per cell; a
+    partial tail cell is measured over its real samples)."""
+    import librosa  # heavy import (numba): only when measuring
+
     n = samples.size
     if n == 0:
         return np.zeros(0, dtype=np.float64)
-    cells = -(-n // hop)
-    padded = np.zeros(cells * hop, dtype=np.float64)
-    padded[:n] = samples
-    power = (padded.reshape(cells, hop) ** 2).mean(axis=1)
-    if n % hop:  # the tail cell's mean over its real samples only
-        power[-1] = float((samples[(cells - 1) * hop :].astype(np.float64) ** 2).mean())
-    return 10.0 * np.log10(np.maximum(power, 1e-12))
+    whole = (n // hop) * hop
+    rms: list[np.ndarray] = []
+    if whole:
+        rms.append(librosa.feature.rms(y=samples[:whole], frame_length=hop, hop_length=hop,
+                                       center=False)[0].astype(np.float64))
+    if n > whole:
+        tail = samples[whole:].astype(np.float64)
+        rms.append(np.array([np.sqrt(np.mean(tail**2))]))
+    return 20.0 * np.log10(np.maximum(np.concatenate(rms), 1e-6))
 
 
 def energy_from_db(db: np.ndarray, hop_us: int) -> EnergyTrack:
