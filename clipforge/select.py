@@ -59,7 +59,7 @@ class SelectionParams:
     min_clip_us: int = 3_000_000
     max_clip_us: int = 30_000_000
     chunk_us: int = 300_000_000
-    overlap_us: int = 15_000_000
+    overlap_us: int = 30_000_000
     lead_pad_us: int = 100_000
     tail_pad_us: int = 100_000
     min_relative: float = 0.35
@@ -75,12 +75,17 @@ class SelectionParams:
         return out
 
     @classmethod
-    def for_target(cls, target_seconds: float, clips: int = 0) -> SelectionParams:
+    def for_target(cls, target_seconds: float, clips: int = 0, *,
+                   chunk_seconds: float = 300.0, overlap_seconds: float = 30.0
+                   ) -> SelectionParams:
         target = s_to_us(target_seconds)
-        base = cls()
-        if clips:  # shorts: each clip may be up to the target length
-            return cls(target_us=target, max_clip_us=target, clips=clips)
-        return cls(target_us=target, max_clip_us=min(base.max_clip_us, target))
+        max_clip = target if clips else min(cls().max_clip_us, target)
+        # Every window up to max_clip lies wholly inside some chunk iff overlap >= max_clip
+        # (chunk k covers [k(C-O), k(C-O)+C]); so the overlap is raised to max_clip if needed.
+        overlap = max(s_to_us(overlap_seconds), max_clip)
+        chunk = max(s_to_us(chunk_seconds), 2 * overlap)
+        return cls(target_us=target, max_clip_us=max_clip, clips=clips, chunk_us=chunk,
+                   overlap_us=overlap)
 
 
 @dataclass(frozen=True, slots=True)

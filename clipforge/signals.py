@@ -24,6 +24,8 @@ import numpy as np
 from .audio import ENERGY_HOP_S, SAMPLE_RATE, EnergyTrack, cell_db, energy_from_db
 from .timeutil import US_PER_S
 
+GRID_HOP_US = int(round(ENERGY_HOP_S * US_PER_S))  # the one time grid of every signal
+
 
 @dataclass(frozen=True, slots=True)
 class AudioSignals:

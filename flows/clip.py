@@ -194,7 +194,9 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
 
     t = time.monotonic()
     rep.start("select", repr(request.prompt))
-    params = SelectionParams.for_target(request.target_seconds, request.clips)
+    params = SelectionParams.for_target(request.target_seconds, request.clips,
+                                        chunk_seconds=settings.chunk_seconds,
+                                        overlap_seconds=settings.chunk_overlap_seconds)
     picks = select_task(transcript, text, audio_signals, request.prompt, params, source,
                         settings, budget, visual_track)
     recorder.stage("highlights_generated", time.monotonic() - t, {"count": len(picks)})

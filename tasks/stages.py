@@ -54,7 +54,7 @@ def _text_key(_ctx: Any, p: dict[str, Any]) -> str:
 
 def _visual_key(_ctx: Any, p: dict[str, Any]) -> str:
     return "visual-{}-{}-{}".format(p["sha256"], params_hash(p["settings"].image_text_model),
-                                    code_version("visual"))
+                                    code_version("visual", "signals"))
 
 
 def image_text_scorer(settings: Settings) -> visual.ImageTextScorer | None:
@@ -105,7 +105,8 @@ def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
       retry_condition_fn=retry_transient)
 def visual_task(path: str, sha256: str, duration_us: int, settings: Settings
                 ) -> visual.VisualTrack:
-    return visual.visual_track(path, duration_us=duration_us,
+    # on the audio signals' grid, so every signal shares one time grid
+    return visual.visual_track(path, duration_us=duration_us, hop_us=signals.GRID_HOP_US,
                                progress=reporter().fraction("visual signals"),
                                image_embedder=image_text_scorer(settings))
 
