@@ -53,6 +53,21 @@ class JobBudget:
         self._stopped = False
         self._lock = threading.Lock()
 
+    # ---------- pickling (Dask ships the budget to worker processes) ----------
+    def __getstate__(self) -> dict[str, Any]:
+        """The lock is dropped, and ``JobStore.add_cost`` (a bound method of a store
+        holding a connection pool, which cannot pickle) becomes a
+        :class:`StoreCostRecord` on the store's DSN. A copy keeps booking the same job
+        row; its total converges through ``record``'s return value."""
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        state["_record"] = _picklable_record(self._record)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def spent_usd(self) -> float:
         return self._spent
@@ -107,6 +122,59 @@ class JobBudget:
         if self.limit_usd is not None and total > self.limit_usd:
             raise self._stop(f"last call {provider}/{model} ${usd:.6f}; that is over")
         return total
+
+
+class StoreCostRecord:
+    """A picklable ``record`` for :class:`JobBudget`: ``JobStore.add_cost`` on a DSN.
+
+    Pickles to the DSN alone; in each process it is used in, it shares one small
+    ``JobStore`` per DSN (opened on first use, kept for the life of the process), so a
+    Dask worker running many chunk tasks holds one connection, not one per task.
+    """
+
+    _stores: dict[str, Any] = {}
+    _stores_lock = threading.Lock()
+
+    def __init__(self, dsn: str, acquire_timeout: float = 30.0) -> None:
+        self.dsn = dsn
+        self.acquire_timeout = acquire_timeout
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"dsn": self.dsn, "acquire_timeout": self.acquire_timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        from clipforge.store import redact
+
+        return f"StoreCostRecord({redact(self.dsn)!r})"
+
+    def _store(self) -> Any:
+        with self._stores_lock:
+            store = self._stores.get(self.dsn)
+            if store is None:
+                from clipforge.store import JobStore  # lazy: store imports config etc.
+
+                store = JobStore(self.dsn, maxconn=2, acquire_timeout=self.acquire_timeout)
+                self._stores[self.dsn] = store
+            return store
+
+    def __call__(self, job_id: int, usd: float) -> float:
+        return float(self._store().add_cost(job_id, usd))
+
+
+def _picklable_record(record: Callable[[int, float], Any] | None,
+                      ) -> Callable[[int, float], Any] | None:
+    """``record`` itself, or a :class:`StoreCostRecord` for a bound ``add_cost`` of a
+    store whose pool knows its DSN (``JobStore``)."""
+    owner = getattr(record, "__self__", None)
+    dsn = getattr(getattr(owner, "pool", None), "dsn", None)
+    if owner is not None and getattr(record, "__name__", "") == "add_cost" \
+            and isinstance(dsn, str):
+        timeout = getattr(owner.pool, "acquire_timeout", 30.0)
+        return StoreCostRecord(dsn, float(timeout))
+    return record
 
 
 def _count(value: Any) -> int | None:

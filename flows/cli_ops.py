@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -21,9 +22,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     from flows import ops
 
     settings = load_settings()
-    print("clipforge: starting PostgreSQL, Redis, the Prefect server and a worker ...",
-          file=sys.stderr)
-    info = ops.up(settings, with_metrics=args.metrics, port=args.port)
+    workers = args.workers
+    monitoring: dict[str, str] = {}
+    if args.metrics:  # before the workers start, so their flow runs push to the gateway
+        from flows import metrics_stack
+
+        print("clipforge: starting Prometheus, the Pushgateway and `clipforge metrics` ...",
+              file=sys.stderr)
+        monitoring = metrics_stack.start(settings)
+        os.environ.setdefault("CLIPFORGE_PUSHGATEWAY_URL", monitoring["pushgateway_url"])
+    print(f"clipforge: starting PostgreSQL, Redis, the Prefect server and {workers} "
+          f"worker{'s' if workers != 1 else ''} ...", file=sys.stderr)
+    info = ops.up(settings, with_metrics=args.metrics, port=args.port, workers=workers,
+                  worker_limit=args.worker_limit, shared_results=args.shared_results,
+                  listen=args.listen)
     api = info["api_url"]
     home = info["prefect_home"]
     example = json.dumps({"request": {
@@ -31,15 +43,27 @@ def cmd_up(args: argparse.Namespace) -> int:
         "out_dir": "/abs/path/out", "target_seconds": 60, "render": True}})
     print(f"Prefect UI:   {info['ui_url']}")
     print(f"API:          {api}")
+    if info.get("listen", "127.0.0.1") != "127.0.0.1":
+        print(f"other hosts:  PREFECT_API_URL={info['public_api_url']} prefect worker start "
+              f"--pool {info['work_pool']}   (from a clipforge checkout)")
     print(f"server:       pid {info['server_pid']}"
           f"{' (reused)' if info['reused_server'] else ''}, log {info['server_log']}")
-    print(f"worker:       pid {info['worker_pid']}"
-          f"{' (reused)' if info['reused_worker'] else ''}, pool {info['work_pool']}, "
-          f"log {info['worker_log']}"
-          f"{'' if info['worker_ready'] else ' (not ready yet: see its log)'}")
+    pids = info.get("worker_pids") or [info["worker_pid"]]
+    logs = info.get("worker_logs") or [info["worker_log"]]
+    for i, (pid, log) in enumerate(zip(pids, logs, strict=False), start=1):
+        label = "worker:" if len(pids) == 1 else f"worker {i}:"
+        print(f"{label:<14}pid {pid}"
+              f"{' (reused)' if info['reused_worker'] else ''}, pool {info['work_pool']}, "
+              f"log {log}"
+              f"{'' if info['worker_ready'] else ' (not ready yet: see its log)'}")
     print(f"database:     {info['database_url']}")
+    if info.get("shared_results"):
+        print(f"results:      {info['shared_results']} "
+              f"({info.get('results_storage_block')})")
     if info.get("metrics_url"):
-        print(f"metrics:      {info['metrics_url']}")
+        print(f"metrics:      {info['metrics_url']} (Prefect server)")
+    for name, url in monitoring.items():
+        print(f"{name.removesuffix('_url') + ':':<14}{url}")
     print()
     print("Trigger a run: in the UI open Deployments > clip-video > Run > Custom run and "
           "fill in the form, or from a shell:")
@@ -53,9 +77,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from flows import ops
+    from flows import metrics_stack, ops
 
-    stopped = ops.down(load_settings(), services=args.services)
+    settings = load_settings()
+    stopped = metrics_stack.stop(settings) + ops.down(settings, services=args.services)
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
@@ -120,18 +145,41 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if not 1 <= value <= 32:
+        raise argparse.ArgumentTypeError(f"{value}: need 1 to 32 workers")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add ``up``, ``down`` and ``enqueue`` to the ``clipforge`` sub-command parser."""
     u = subparsers.add_parser(
-        "up", help="start PostgreSQL, Redis, the Prefect server + UI, deployments and a worker")
+        "up", help="start PostgreSQL, Redis, the Prefect server + UI, deployments and "
+        "workers")
     u.add_argument("--metrics", action="store_true",
-                   help="serve Prometheus metrics of the Prefect server at /api/metrics")
+                   help="also start Prometheus, the Pushgateway and `clipforge metrics` "
+                   "(Debian packages, loopback) and serve the Prefect server's metrics")
     u.add_argument("--port", type=int, default=None,
                    help="Prefect server port on 127.0.0.1 (default: CLIPFORGE_PREFECT_PORT, "
                    "the previous port, 4200, or a free one)")
+    u.add_argument("--workers", type=_worker_count, default=1, metavar="N",
+                   help="process workers on the clipforge pool (default 1); each takes "
+                   "flow runs, so N runs go at once")
+    u.add_argument("--listen", default="127.0.0.1", metavar="HOST",
+                   help="Prefect server bind address (default 127.0.0.1; 0.0.0.0 or a LAN "
+                   "address lets workers on other machines connect: trusted networks only)")
+    u.add_argument("--worker-limit", type=_worker_count, default=None, metavar="K",
+                   help="at most K flow runs at once per worker (default: no limit)")
+    u.add_argument("--shared-results", choices=("redis", "off"), default=None,
+                   help="keep persisted task results (the cache) in the clipforge Redis so "
+                   "workers on other machines share them (default: CLIPFORGE_SHARED_RESULTS)")
     u.set_defaults(func=cmd_up)
 
-    d = subparsers.add_parser("down", help="stop the Prefect worker, then the server")
+    d = subparsers.add_parser("down", help="stop the Prefect workers, then the server")
     d.add_argument("--services", action="store_true",
                    help="also stop the private PostgreSQL and Redis")
     d.set_defaults(func=cmd_down)

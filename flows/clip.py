@@ -32,6 +32,7 @@ from clipforge.select import SCORE_RULE, SelectionParams
 from clipforge.services import ensure_services
 from clipforge.store import JobStore
 from flows.params import ClipRequest, ClipResult, HighlightSummary
+from flows.runners import task_runner_from_env
 from tasks.artifacts import publish as publish_artifacts
 from tasks.stages import (
     asr_params,
@@ -240,7 +241,7 @@ def _resumable_edl(recorder: JobRecorder, edl_path: Path, sha256: str) -> Edl | 
     return edl if edl.source.sha256 == sha256 else None
 
 
-@flow(name="clip-video", validate_parameters=True)
+@flow(name="clip-video", validate_parameters=True, task_runner=task_runner_from_env())
 def clip_video(request: ClipRequest) -> ClipResult:
     settings = load_settings()
     started = time.monotonic()

@@ -12,12 +12,20 @@
 4. the ``clipforge`` process work pool (created if missing);
 5. ``prefect deploy --all --prefect-file deployments/prefect.yaml`` from the checkout
    (``clip-video/clip-video`` on demand, ``clip-backlog/nightly-backlog`` nightly);
-6. ``prefect worker start --pool clipforge`` in the background, log
-   ``<home>/prefect-worker.log``, pid file ``<home>/prefect-worker.pid``.
+6. ``workers`` (default 1) ``prefect worker start --pool clipforge`` processes in the
+   background; the first logs to ``<home>/prefect-worker.log`` with pid file
+   ``<home>/prefect-worker.pid``, worker ``i >= 2`` to ``prefect-worker-<i>.log`` /
+   ``prefect-worker-<i>.pid`` (names ``clipforge-<host>``, ``clipforge-<host>-<i>``).
+
+Shared results (opt-in, ``shared_results="redis"`` or ``CLIPFORGE_SHARED_RESULTS=redis``):
+a ``prefect_redis.RedisDatabase`` block on the clipforge Redis is saved on the server and the
+workers (so their flow runs) get ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK`` for it; see
+``flows.runners``.
 
 Everything is recorded in ``<home>/prefect-stack.json``. ``up`` is idempotent: a
-healthy server and a live worker are reused (the deployments are re-applied, which is
-cheap and picks up code changes). ``down`` stops the worker first, then the server
+healthy server and live workers are reused (the deployments are re-applied, which is
+cheap and picks up code changes; extra workers beyond ``workers`` are stopped). ``down``
+stops every worker first, then the server
 (a worker whose server is gone hangs on SIGTERM), then, if asked, the private
 PostgreSQL/Redis. Calls serialise on ``fcntl.flock`` of ``<home>/prefect-stack.lock``.
 
@@ -60,8 +68,11 @@ PORT_ENV = "CLIPFORGE_PREFECT_PORT"
 DEPLOYMENTS = ("clip-video/clip-video", "clip-backlog/nightly-backlog")
 SERVER_START_TIMEOUT_S = 120.0
 WORKER_READY_TIMEOUT_S = 60.0
+MAX_WORKERS = 32
 STOP_TIMEOUT_S = 30.0
 CLI_TIMEOUT_S = 180.0
+LOOPBACK = "127.0.0.1"
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # bind addresses meaning every interface
 
 
 # --------------------------------------------------------------------------- paths, state
@@ -81,6 +92,22 @@ class _Paths:
         self.worker_log = home / "prefect-worker.log"
         self.server_pid = home / "prefect-server.pid"
         self.worker_pid = home / "prefect-worker.pid"
+
+    def worker_files(self, index: int) -> tuple[Path, Path]:
+        """(pid file, log) of worker ``index`` (1-based; worker 1 keeps the old names)."""
+        if index == 1:
+            return self.worker_pid, self.worker_log
+        return (self.home / f"prefect-worker-{index}.pid",
+                self.home / f"prefect-worker-{index}.log")
+
+    def worker_pid_files(self) -> list[tuple[int, Path]]:
+        """Every worker pid file present, as (index, path), in index order."""
+        found = [(1, self.worker_pid)] if self.worker_pid.exists() else []
+        for path in self.home.glob("prefect-worker-*.pid"):
+            suffix = path.stem.removeprefix("prefect-worker-")
+            if suffix.isdigit() and int(suffix) >= 2:
+                found.append((int(suffix), path))
+        return sorted(found)
 
 
 @contextlib.contextmanager
@@ -391,12 +418,12 @@ def _healthy(api_url: str, timeout: float = 2.0) -> bool:
     return resp.status_code == 200
 
 
-def _port_free(port: int) -> bool:
+def _port_free(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # as uvicorn does: a port with only TIME_WAIT connections left is free
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
@@ -408,20 +435,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _pick_port(requested: int | None, previous: int | None) -> int:
+def _pick_port(requested: int | None, previous: int | None, host: str = LOOPBACK) -> int:
     if requested:
-        if not _port_free(requested):
+        if not _port_free(requested, host):
             raise ServiceError(f"port {requested} on 127.0.0.1 is taken; remedy: pick another "
                                f"with --port or {PORT_ENV}")
         return requested
     env_port = os.environ.get(PORT_ENV)
     if env_port:
         try:
-            return _pick_port(int(env_port), None)
+            return _pick_port(int(env_port), None, host)
         except ValueError:
             raise ServiceError(f"{PORT_ENV}={env_port!r} is not a port number") from None
     for candidate in (previous, DEFAULT_PORT):
-        if candidate and _port_free(candidate):
+        if candidate and _port_free(candidate, host):
             return candidate
     return free_port()
 
@@ -439,20 +466,35 @@ def _work_pool_status(api_url: str) -> str | None:
 # --------------------------------------------------------------------------- steps
 
 
+def _local_host(listen: str) -> str:
+    """The address this machine's own clients use for a server bound to ``listen``."""
+    return LOOPBACK if listen in WILDCARD_HOSTS else listen
+
+
+def public_api_url(listen: str, port: int) -> str:
+    """The API URL for other machines: the bound address, or this host's name when the
+    server listens on every interface."""
+    host = socket.getfqdn() if listen in WILDCARD_HOSTS else listen
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/api"
+
+
 def _start_server(paths: _Paths, settings: Settings, port: int, db_url: str,
-                  with_metrics: bool) -> int:
+                  with_metrics: bool, listen: str = LOOPBACK) -> int:
     env = _base_env(paths, settings)
     env.pop("PREFECT_API_URL", None)
     env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
     env["PREFECT_API_DATABASE_CONNECTION_URL"] = db_url
     env.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     env["PREFECT_SERVER_METRICS_ENABLED"] = "true" if with_metrics else "false"
-    env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
-    argv = _prefect_argv("server", "start", "--host", "127.0.0.1", "--port", str(port),
-                         "--analytics-off")
+    env["PREFECT_UI_API_URL"] = (f"http://{LOOPBACK}:{port}/api" if listen == LOOPBACK
+                                 else public_api_url(listen, port))
+    argv = _prefect_argv("server", "start", "--host", listen or "0.0.0.0",
+                         "--port", str(port), "--analytics-off")
     pid = _spawn(argv, env, paths.server_log, paths.home)
     paths.server_pid.write_text(f"{pid}\n")
-    api_url = f"http://127.0.0.1:{port}/api"
+    api_url = f"http://{_local_host(listen)}:{port}/api"
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while not _healthy(api_url):
         if not _is_prefect(pid, "server"):
@@ -511,41 +553,120 @@ def _deploy(env: dict[str, str]) -> None:
                            f"{(proc.stdout + proc.stderr).strip()[-1500:]}")
 
 
-def _start_worker(paths: _Paths, settings: Settings, api_url: str) -> int:
+def worker_name(index: int) -> str:
+    """The name worker ``index`` (1-based) registers in the pool (unique per host)."""
+    base = f"clipforge-{socket.gethostname()}"
+    return base if index == 1 else f"{base}-{index}"
+
+
+def _start_worker(paths: _Paths, settings: Settings, api_url: str, index: int = 1,
+                  extra_env: dict[str, str] | None = None, limit: int | None = None) -> int:
     env = _client_env(paths, settings, api_url)
     env["PREFECT_LOGGING_LEVEL"] = "INFO"  # flow-run logs reach the UI
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")
+    env.update(extra_env or {})
+    pid_file, log = paths.worker_files(index)
     argv = _prefect_argv("worker", "start", "--pool", WORK_POOL, "--type", "process",
-                         "--name", f"clipforge-{socket.gethostname()}")
-    pid = _spawn(argv, env, paths.worker_log, REPO_ROOT)
-    paths.worker_pid.write_text(f"{pid}\n")
+                         "--name", worker_name(index))
+    if limit is not None:
+        argv += ["--limit", str(limit)]
+    pid = _spawn(argv, env, log, REPO_ROOT)
+    pid_file.write_text(f"{pid}\n")
     return pid
 
 
-def _wait_worker_ready(paths: _Paths, pid: int, api_url: str) -> bool:
+def online_workers(api_url: str) -> set[str]:
+    """Names of the workers the server sees ``ONLINE`` in the clipforge pool."""
+    try:
+        resp = httpx.post(f"{api_url}/work_pools/{WORK_POOL}/workers/filter", json={},
+                          timeout=5.0)
+    except httpx.HTTPError:
+        return set()
+    if resp.status_code != 200:
+        return set()
+    return {str(w.get("name")) for w in resp.json() if w.get("status") == "ONLINE"}
+
+
+def _wait_workers_ready(paths: _Paths, pids: dict[int, int], api_url: str) -> bool:
+    """Until the pool is READY and every one of ``pids`` ({index: pid}) is ONLINE."""
+    names = {worker_name(i) for i in pids}
     deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if _work_pool_status(api_url) == "READY":
+        if _work_pool_status(api_url) == "READY" and names <= online_workers(api_url):
             return True
-        if not _is_prefect(pid, "worker"):
-            _try_waitpid(pid)
-            raise ServiceError(f"the Prefect worker exited during start-up; log "
-                               f"{paths.worker_log}: {_tail(paths.worker_log)}")
+        for index, pid in pids.items():
+            if not _is_prefect(pid, "worker"):
+                _try_waitpid(pid)
+                log = paths.worker_files(index)[1]
+                raise ServiceError(f"Prefect worker {index} exited during start-up; log "
+                                   f"{log}: {_tail(log)}")
         time.sleep(0.25)
     return False
+
+
+def _shared_results_mode(requested: str | None) -> str | None:
+    """``"redis"`` or None, from the argument or ``CLIPFORGE_SHARED_RESULTS``."""
+    from flows import runners  # imports prefect: only when asked
+
+    raw = requested if requested is not None else os.environ.get(runners.SHARED_RESULTS_ENV)
+    return "redis" if runners.shared_results_enabled(
+        {runners.SHARED_RESULTS_ENV: raw or ""}) else None
+
+
+def _shared_results_env(env: dict[str, str], redis_url: str) -> dict[str, str]:
+    """Save the Redis result-storage block on the server; the workers' extra env."""
+    from flows import runners
+
+    proc = _run_cli([sys.executable, "-m", "flows.runners", "save-results-block", redis_url],
+                    env, REPO_ROOT)
+    if proc.returncode != 0:
+        raise ServiceError("saving the Redis result storage block failed: "
+                           f"{(proc.stdout + proc.stderr).strip()[-800:]}")
+    return runners.shared_results_env(redis_url)
+
+
+def _stop_workers(paths: _Paths, keep: int = 0) -> list[str]:
+    """Stop every worker with an index above ``keep`` (all by default), highest first;
+    remove their pid files. Returns what was stopped (``prefect-worker``,
+    ``prefect-worker-2``, ...)."""
+    stopped = []
+    for index, pid_file in reversed(paths.worker_pid_files()):
+        if index <= keep:
+            continue
+        pid = _read_pid(pid_file)
+        if pid and _stop_process(pid, "worker"):
+            stopped.append("prefect-worker" if index == 1 else f"prefect-worker-{index}")
+        pid_file.unlink(missing_ok=True)
+    return sorted(stopped, key=lambda name: int(name.rpartition("-")[2])
+                  if name[-1].isdigit() else 1)
 
 
 # --------------------------------------------------------------------------- public API
 
 
-def up(settings: Settings, *, with_metrics: bool = False,
-       port: int | None = None) -> dict[str, Any]:
-    """Start (or reuse) services, Prefect server, work pool, deployments and a worker.
+def up(settings: Settings, *, with_metrics: bool = False, port: int | None = None,
+       workers: int = 1, worker_limit: int | None = None,
+       shared_results: str | None = None, listen: str = LOOPBACK) -> dict[str, Any]:
+    """Start (or reuse) services, Prefect server, work pool, deployments and workers.
 
     ``port``: the server's port on 127.0.0.1 (default: ``CLIPFORGE_PREFECT_PORT``, the
-    previous port, 4200, or any free port, in that order). Returns ``api_url``,
+    previous port, 4200, or any free port, in that order). ``workers``: process workers
+    on the pool (each runs flow runs as subprocesses; more workers, more runs at once).
+    ``worker_limit``: at most this many flow runs at once per worker (``--limit``;
+    default: no limit), so runs spread over the workers instead of piling on one.
+    ``shared_results``: ``"redis"`` keeps persisted task results in the clipforge Redis
+    (default: ``CLIPFORGE_SHARED_RESULTS``; ``"off"`` disables). ``listen``: the
+    server's bind address (default loopback only; ``0.0.0.0`` or a LAN address lets
+    workers on other machines in: the Prefect API has no authentication unless
+    ``PREFECT_SERVER_API_AUTH_STRING`` is set, so only on a trusted network). Returns
+    ``api_url`` (for this machine), ``public_api_url`` (for others),
     ``ui_url``, pids, log paths, the deployments and whether things were reused.
     """
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ServiceError(f"workers={workers}: need 1 to {MAX_WORKERS}")
+    if worker_limit is not None and worker_limit < 1:
+        raise ServiceError(f"worker_limit={worker_limit}: need at least 1")
+    results_mode = _shared_results_mode(shared_results)
     paths = _Paths(_home(settings))
     with _locked(paths):
         paths.prefect_home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -562,17 +683,20 @@ def up(settings: Settings, *, with_metrics: bool = False,
         reused_server = bool(
             api_url and _is_prefect(server_pid, "server") and _healthy(api_url)
             and state.get("metrics") == with_metrics and (port in (None, state.get("port")))
+            and state.get("listen", LOOPBACK) == listen
         )
         if not reused_server:
             if _is_prefect(server_pid, "server"):  # unhealthy or reconfigured: restart
-                _stop_process(_read_pid(paths.worker_pid) or 0, "worker")
+                _stop_workers(paths)
                 assert server_pid is not None
                 _stop_process(server_pid, "server")
             prev = state.get("port")
-            chosen = _pick_port(port, prev if isinstance(prev, int) else None)
-            server_pid = _start_server(paths, settings, chosen, db_url, with_metrics)
-            api_url = f"http://127.0.0.1:{chosen}/api"
-            state = {"api_url": api_url, "port": chosen}
+            chosen = _pick_port(port, prev if isinstance(prev, int) else None,
+                                _local_host(listen))
+            server_pid = _start_server(paths, settings, chosen, db_url, with_metrics, listen)
+            api_url = f"http://{_local_host(listen)}:{chosen}/api"
+            state = {"api_url": api_url, "port": chosen, "listen": listen,
+                     "public_api_url": public_api_url(listen, chosen)}
         assert api_url is not None and server_pid is not None
         state.update({
             "api_url": api_url, "ui_url": api_url.removesuffix("/api"),
@@ -588,15 +712,45 @@ def up(settings: Settings, *, with_metrics: bool = False,
         _ensure_heavy_limit(env)
         _deploy(env)
 
-        worker_pid = _read_pid(paths.worker_pid)
-        reused_worker = reused_server and _is_prefect(worker_pid, "worker")
-        if not reused_worker:
-            _stop_process(worker_pid or 0, "worker")
-            worker_pid = _start_worker(paths, settings, api_url)
-        assert worker_pid is not None
-        state["worker_pid"] = worker_pid
+        # "off" explicitly, so a caller's CLIPFORGE_SHARED_RESULTS=redis does not reach
+        # the flow runs (Redis locks) without the result storage that goes with it
+        worker_env: dict[str, str] = {"CLIPFORGE_SHARED_RESULTS": "off"}
+        if results_mode == "redis":
+            worker_env = _shared_results_env(env, urls.redis_url)
+        # workers started with another results mode must restart to pick up the env
+        same_mode = (state.get("shared_results") == results_mode
+                     and state.get("worker_limit") == worker_limit)
+        _stop_workers(paths, keep=workers if (reused_server and same_mode) else 0)
+        pids: dict[int, int] = {}
+        reused: list[bool] = []
+        for index in range(1, workers + 1):
+            pid_file, _log = paths.worker_files(index)
+            pid = _read_pid(pid_file)
+            if reused_server and same_mode and _is_prefect(pid, "worker"):
+                assert pid is not None
+                reused.append(True)
+            else:
+                _stop_process(pid or 0, "worker")
+                pid = _start_worker(paths, settings, api_url, index, worker_env, worker_limit)
+                reused.append(False)
+            pids[index] = pid
+        reused_worker = all(reused)
+        state.update({
+            "worker_pid": pids[1],
+            "worker_pids": [pids[i] for i in sorted(pids)],
+            "worker_logs": [str(paths.worker_files(i)[1]) for i in sorted(pids)],
+            "worker_names": [worker_name(i) for i in sorted(pids)],
+            "workers": workers,
+            "worker_limit": worker_limit,
+            "shared_results": results_mode,
+        })
+        if results_mode == "redis":
+            state["results_storage_block"] = worker_env.get(
+                "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK")
+        else:
+            state.pop("results_storage_block", None)
         _write_state(paths, state)
-        ready = _wait_worker_ready(paths, worker_pid, api_url)
+        ready = _wait_workers_ready(paths, pids, api_url)
 
     result: dict[str, Any] = {
         **state,
@@ -613,24 +767,29 @@ def up(settings: Settings, *, with_metrics: bool = False,
 
 
 def down(settings: Settings, *, services: bool = False) -> list[str]:
-    """Stop the worker, then the Prefect server, then (``services=True``) the private
+    """Stop every worker, then the Prefect server, then (``services=True``) the private
     PostgreSQL/Redis. Returns what was stopped; idempotent."""
     paths = _Paths(_home(settings))
     stopped: list[str] = []
-    if not any(p.exists() for p in (paths.state, paths.server_pid, paths.worker_pid)):
+    if not any(p.exists() for p in (paths.state, paths.server_pid, paths.worker_pid)) \
+            and not paths.worker_pid_files():
         return stop_services(settings) if services else stopped
     with _locked(paths):
         state = _read_state(paths)
-        worker_pid = _read_pid(paths.worker_pid) or state.get("worker_pid")
-        if isinstance(worker_pid, int) and _stop_process(worker_pid, "worker"):
-            stopped.append("prefect-worker")
-        paths.worker_pid.unlink(missing_ok=True)
+        stopped.extend(_stop_workers(paths))
+        # a worker recorded in the state whose pid file is gone
+        recorded = state.get("worker_pids") or [state.get("worker_pid")]
+        for pid in recorded:
+            if isinstance(pid, int) and _stop_process(pid, "worker") \
+                    and "prefect-worker" not in stopped:
+                stopped.insert(0, "prefect-worker")
         server_pid = _read_pid(paths.server_pid) or state.get("server_pid")
         if isinstance(server_pid, int) and _stop_process(server_pid, "server"):
             stopped.append("prefect-server")
         paths.server_pid.unlink(missing_ok=True)
         if state:
             state.pop("worker_pid", None)
+            state.pop("worker_pids", None)
             state.pop("server_pid", None)
             _write_state(paths, state)  # keeps the port so the next `up` reuses it
     if services:
@@ -648,4 +807,8 @@ def status(settings: Settings) -> dict[str, Any]:
         "server_running": _is_prefect(_read_pid(paths.server_pid), "server"),
         "server_healthy": bool(api_url) and _healthy(str(api_url)),
         "worker_running": _is_prefect(_read_pid(paths.worker_pid), "worker"),
+        "workers_running": [
+            _read_pid(f) for _, f in paths.worker_pid_files()
+            if _is_prefect(_read_pid(f), "worker")
+        ],
     }
