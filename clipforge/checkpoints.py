@@ -106,6 +106,12 @@ class CheckpointStore:
         except (redis.RedisError, OSError):
             return False
 
+    def lock(self, name: str, timeout: float = 60.0) -> Any:
+        """A Redis lock (context manager) shared by every clipforge process on this Redis,
+        e.g. to serialise the read-add-push of metrics to a Pushgateway group."""
+        return self._redis.lock(f"clipforge:lock:{name}", timeout=timeout,
+                                blocking_timeout=timeout)
+
     def close(self) -> None:
         self._redis.close()
 

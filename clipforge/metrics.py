@@ -11,14 +11,20 @@ the Pushgateway without bound).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
+import urllib.request
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import pushadd_to_gateway
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
 
 REGISTRY = CollectorRegistry()
 
@@ -83,11 +89,19 @@ def set_queue_length(n: int) -> None:
 
 
 def push(gateway_url: str, job: str = "clipforge",
-         grouping: Mapping[str, str] | None = None, *, timeout: float = 10.0) -> None:
+         grouping: Mapping[str, str] | None = None, *, timeout: float = 10.0,
+         accumulate: bool = True, lock: AbstractContextManager[Any] | None = None) -> None:
     """``pushadd_to_gateway`` of :data:`REGISTRY`, grouped by deployment name.
 
     ``grouping`` defaults to ``{"deployment": "default"}``; only the keys in
     :data:`GROUPING_KEYS` are accepted, so a run id can never become a group.
+
+    Every run is a new process whose counters start at 0, and a push replaces the group's
+    previous values; so with ``accumulate`` (the default) the group's current counter and
+    histogram samples are read from the gateway first and this run's counts are added to
+    them: the pushed counters keep growing across runs, as counters must, and a series
+    seen in an earlier run is carried over. ``lock`` (e.g. a Redis lock) serialises
+    concurrent read-add-push cycles of the same group.
     """
     key: dict[str, Any] = dict(grouping or {"deployment": "default"})
     bad = sorted(set(key) - GROUPING_KEYS)
@@ -96,8 +110,67 @@ def push(gateway_url: str, job: str = "clipforge",
             f"Pushgateway grouping must be by deployment name (keys {sorted(GROUPING_KEYS)}), "
             f"got keys {sorted(key)}"
         )
-    pushadd_to_gateway(gateway_url, job=job, registry=REGISTRY, grouping_key=key,
-                       timeout=timeout)
+    with lock if lock is not None else contextlib.nullcontext():
+        registry: Any = REGISTRY
+        if accumulate:
+            previous = _group_samples(gateway_url, {"job": job, **key}, timeout)
+            registry = _Accumulated(previous)
+        pushadd_to_gateway(gateway_url, job=job, registry=registry, grouping_key=key,
+                           timeout=timeout)
+
+
+_CUMULATIVE = ("counter", "histogram")
+
+
+def _group_samples(gateway_url: str, group: Mapping[str, str], timeout: float
+                   ) -> dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """The group's current counter/histogram samples on the gateway, by family name."""
+    url = gateway_url.rstrip("/") + "/metrics"
+    if not url.startswith(("http://", "https://")):
+        url = "http://" + url
+    with urllib.request.urlopen(url, timeout=timeout) as reply:
+        text = reply.read().decode("utf-8", "replace")
+    out: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.type not in _CUMULATIVE or not family.name.startswith("clipforge_"):
+            continue
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            if any(labels.get(k) != v for k, v in group.items()) or \
+                    sample.name.endswith("_created"):
+                continue
+            if "le" in labels:  # the gateway may spell bucket bounds differently
+                labels["le"] = floatToGoString(float(labels["le"]))
+            own = tuple(sorted((k, v) for k, v in labels.items()
+                               if k not in group and k != "instance"))
+            out.setdefault(family.name, {})[(sample.name, own)] = float(sample.value)
+    return out
+
+
+class _Accumulated:
+    """A collector: :data:`REGISTRY` with the gateway's previous counts added (counters
+    and histograms), previous-only series carried over, ``_created`` samples dropped."""
+
+    def __init__(self, previous: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]],
+                                             float]]) -> None:
+        self.previous = previous
+
+    def collect(self) -> Any:
+        for family in REGISTRY.collect():
+            if family.type not in _CUMULATIVE:
+                yield family
+                continue
+            prev = dict(self.previous.get(family.name, {}))
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                labels = tuple(sorted(sample.labels.items()))
+                value = sample.value + prev.pop((sample.name, labels), 0.0)
+                out.add_sample(sample.name, dict(labels), value)
+            for (name, labels), value in sorted(prev.items()):
+                out.add_sample(name, dict(labels), value)
+            yield out
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:

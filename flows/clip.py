@@ -338,11 +338,12 @@ def clip_video(request: ClipRequest) -> ClipResult:
                         processing_seconds=time.monotonic() - started)
         raise
     finally:
-        recorder.close()
         if settings.pushgateway_url:
+            deployment = _deployment_name()
             try:
-                metrics.push(settings.pushgateway_url,
-                             grouping={"deployment": _deployment_name()})
+                metrics.push(settings.pushgateway_url, grouping={"deployment": deployment},
+                             lock=recorder.checkpoints.lock(f"metrics-push-{deployment}"))
             except Exception as exc:  # metrics must never fail a finished job
                 print(f"clipforge: warning: metrics push to {settings.pushgateway_url} "
                       f"failed: {exc}", file=sys.stderr)
+        recorder.close()
