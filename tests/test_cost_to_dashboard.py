@@ -5,6 +5,7 @@ a real Pushgateway scraped by a real Prometheus with the shipped configuration."
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +39,8 @@ def test_paid_runs_cost_reaches_metrics_postgres_and_dashboard(
         service_urls, clipforge_home, tmp_path, job_store) -> None:
     settings = Settings(home=clipforge_home, database_url=service_urls.database_url,
                         redis_url=service_urls.redis_url)
+    metrics_stack.stop(settings)
+    shutil.rmtree(clipforge_home / "metrics", ignore_errors=True)  # no series from others
     urls = metrics_stack.start(settings)
     try:
         with FakeLlm() as fake:

@@ -119,8 +119,9 @@ def gateway() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 def test_push_adds_grouped_by_deployment(gateway: tuple[str, list[dict[str, Any]]]) -> None:
     url, seen = gateway
-    metrics.push(url, grouping={"deployment": "nightly-backlog"})
-    metrics.push(url)
+    # this stand-in gateway only takes POSTs: no read-add (see test_observability for that)
+    metrics.push(url, grouping={"deployment": "nightly-backlog"}, accumulate=False)
+    metrics.push(url, accumulate=False)
     assert [(r["method"], r["path"]) for r in seen] == [
         ("POST", "/metrics/job/clipforge/deployment/nightly-backlog"),
         ("POST", "/metrics/job/clipforge/deployment/default"),

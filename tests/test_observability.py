@@ -221,7 +221,10 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
     binary = need("prometheus-pushgateway", "prometheus-pushgateway")
     port = free_port()
     log = (tmp_path / "pushgateway.log").open("wb")
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default, shared by
+    # every instance: give each test its own file so no state leaks between runs.
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}",
+                             f"--persistence.file={tmp_path / 'pushgateway.data'}"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -245,8 +248,8 @@ metrics.push(sys.argv[1], grouping={"deployment": "clip-video"})
 
 
 def test_pushes_from_two_runs_make_one_group(pushgateway: str) -> None:
-    """Two flow runs (separate processes) of one deployment share one Pushgateway group;
-    the group holds the latest run's values (pushadd replaces same-named metrics)."""
+    """Two flow runs (separate processes) of one deployment share one Pushgateway group,
+    and the group's counters hold the sum of both runs (push reads, adds, pushes)."""
     for n in (2, 3):
         subprocess.run([sys.executable, "-c", PUSH_RUN, pushgateway, str(n)], cwd=REPO,
                        check=True, timeout=60)
@@ -261,9 +264,10 @@ def test_pushes_from_two_runs_make_one_group(pushgateway: str) -> None:
     group = (("deployment", "clip-video"), ("instance", ""), ("job", "clipforge"))
     assert samples[("clipforge_jobs_finished_total",
                     tuple(sorted(group + (("error_code", "none"), ("status", "succeeded")))))
-                   ] == 3
+                   ] == 2 + 3
     assert samples[("clipforge_paid_call_cost_usd_total", tuple(sorted(
-        group + (("model", "gpt-obs"), ("provider", "openai_compatible")))))] == 0.03
+        group + (("model", "gpt-obs"), ("provider", "openai_compatible")))))] == \
+        pytest.approx(0.02 + 0.03)
 
 
 # --------------------------------------------------------------------------- clipforge metrics
