@@ -36,6 +36,25 @@ def cli_environment(service_urls, clipforge_home: Path, prefect_home: Path,
     return env
 
 
+def prefect_processes(prefect_home: Path) -> list[str]:
+    """Live processes that run prefect with this PREFECT_HOME (a test's own only)."""
+    found = []
+    marker = f"PREFECT_HOME={prefect_home}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            env = (entry / "environ").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if b"prefect" in cmd and marker in env.split(b"\0") and \
+                stat[stat.rfind(")") + 2:][:1] not in ("Z", "X"):
+            found.append(entry.name + ": " + cmd.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
 @pytest.fixture(scope="session")
 def public_episode() -> Path:
     path = EVAL / "public_episode.mp4"

@@ -28,7 +28,7 @@ import httpx
 import psycopg2
 import psycopg2.extensions
 import pytest
-from conftest import media
+from conftest import media, prefect_processes
 
 from clipforge.backlog import claim_next, enqueue
 from clipforge.config import Settings
@@ -188,25 +188,6 @@ def _wait_flow_run(api_url: str, run_id: str, worker_log: Path) -> dict[str, Any
                 + worker_log.read_text(errors="replace")[-4000:])
 
 
-def _prefect_processes(prefect_home: Path) -> list[str]:
-    """Live processes that run prefect with this PREFECT_HOME (ours only)."""
-    found = []
-    marker = f"PREFECT_HOME={prefect_home}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes()
-            env = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if b"prefect" in cmd and marker in env.split(b"\0") and \
-                stat[stat.rfind(")") + 2:][:1] not in ("Z", "X"):
-            found.append(entry.name + ": " + cmd.replace(b"\0", b" ").decode(errors="replace"))
-    return found
-
-
 def _cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="clipforge")
     cli_ops.register(parser.add_subparsers(dest="command", required=True))
@@ -320,7 +301,7 @@ def test_up_run_backlog_down(tmp_path_factory: pytest.TempPathFactory,
         stopped = ops.down(settings)
         t_down = time.monotonic() - t3
         assert stopped == ["prefect-worker", "prefect-server"]
-        assert _prefect_processes(prefect_home) == []
+        assert prefect_processes(prefect_home) == []
         assert ops.down(settings) == []  # idempotent
         status = ops.status(settings)
         assert not status["server_running"] and not status["worker_running"]
@@ -329,5 +310,5 @@ def test_up_run_backlog_down(tmp_path_factory: pytest.TempPathFactory,
     finally:
         ops.down(settings, services=True)
         purge_services(settings)
-    assert _prefect_processes(prefect_home) == []
+    assert prefect_processes(prefect_home) == []
 

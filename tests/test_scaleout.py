@@ -29,7 +29,7 @@ import cloudpickle
 import httpx
 import pytest
 import redis
-from conftest import media
+from conftest import media, prefect_processes
 from fake_llm import FakeLlm
 
 from clipforge.config import Settings
@@ -341,24 +341,6 @@ def test_existing_dask_cluster_by_address(harness: Path, tmp_path: Path,
 # --------------------------------------------------------------------------- two workers
 
 
-def _prefect_processes(prefect_home: Path) -> list[str]:
-    found = []
-    marker = f"PREFECT_HOME={prefect_home}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes()
-            env = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if b"prefect" in cmd and marker in env.split(b"\0") and \
-                stat[stat.rfind(")") + 2:][:1] not in ("Z", "X"):
-            found.append(entry.name + ": " + cmd.replace(b"\0", b" ").decode(errors="replace"))
-    return found
-
-
 def _run_deployment(env: dict[str, str], params: dict[str, Any]) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "prefect", "deployment", "run", "clip-video/clip-video",
@@ -459,7 +441,7 @@ def test_two_workers_run_two_deployments_at_once(
         stopped = ops.down(settings)
         timings["down"] = time.monotonic() - t2
         assert stopped == ["prefect-worker", "prefect-worker-2", "prefect-server"]
-        assert _prefect_processes(prefect_home) == []
+        assert prefect_processes(prefect_home) == []
         assert ops.down(settings) == []
         print("\ntimings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     finally:
