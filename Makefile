@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-deps demo test lint check-schema schema golden golden-bless \
+.PHONY: install system-deps demo test test-fast lint check-schema schema golden golden-bless \
 	bench bench-analysis bench-render bench-loudness bench-refuse up down services-stop clean
 
 install: $(STAMP)
@@ -42,6 +42,7 @@ $(STAMP): pyproject.toml requirements.lock | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m clipforge.warmup
 	touch $(STAMP)
 
 demo: install
@@ -62,6 +63,12 @@ schema: install
 
 test: install lint check-schema
 	$(BIN)/pytest
+
+# The inner loop: no speech or embedding model, no end-to-end pipeline (under 2 minutes).
+# `make test` (and CI) still run everything.
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not slow"
 
 # The golden render: compare, or (on purpose, after reviewing the change) re-bless.
 golden: install

@@ -46,11 +46,20 @@ from clipforge.probe import probe  # noqa: E402
 from clipforge.render import (  # noqa: E402
     Loudness,
     _audio_prep,
-    global_gain_db,
     measure_loudness,
     parse_ebur128,
     render,
 )
+
+
+def global_gain_db(loudness: Loudness | None, target_lufs: float, target_tp_db: float) -> float:
+    """The old whole-source rule, for comparison: target_I - I, lowered so that
+    TP + gain <= target TP (no limiter)."""
+    if loudness is None:
+        return 0.0
+    return round(min(target_lufs - loudness.integrated_lufs,
+                     target_tp_db - loudness.true_peak_db), 2)
+
 
 EPISODE = REPO.parent / "shared" / "eval" / "public_episode.mp4"
 RESULTS = REPO / "bench" / "results"

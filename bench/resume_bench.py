@@ -26,15 +26,15 @@ sys.path.insert(0, str(REPO))
 
 from clipforge.checkpoints import STAGES  # noqa: E402
 from clipforge.config import Settings  # noqa: E402
-from clipforge.services import ensure_services, purge_services  # noqa: E402
 from clipforge.store import JobStore  # noqa: E402
+from clipforge.supervise import ensure_services, purge_services  # noqa: E402
 
 VIDEO = REPO.parent / "shared" / "eval" / "public_episode.mp4"
 PROMPT = "the software license permission notice"
 
 
 def cli(env: dict[str, str], out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", str(VIDEO), "--prompt",
+    return subprocess.Popen([sys.executable, "-m", "clipforge_cli", "run", str(VIDEO), "--prompt",
                              PROMPT, "--out", str(out)], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)

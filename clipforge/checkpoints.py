@@ -23,6 +23,13 @@ from clipforge.errors import ServiceError
 STAGES = ("probed", "analysis_complete", "highlights_generated", "edl_written", "rendered")
 
 
+def _redact(url: str) -> str:
+    """``url`` without its password (``redis://user:***@host``), for messages."""
+    from clipforge.store import redact  # late: clipforge.store imports this module
+
+    return redact(url)
+
+
 def checkpoint_key(job_id: int) -> str:
     return f"clipforge:job:{int(job_id)}:checkpoint"
 
@@ -35,13 +42,13 @@ class CheckpointStore:
                                                socket_connect_timeout=5, socket_timeout=10)
         except ValueError as exc:
             raise ServiceError(
-                f"bad Redis URL {url!r}: {exc}; remedy: fix CLIPFORGE_REDIS_URL "
+                f"bad Redis URL {_redact(url)!r}: {exc}; remedy: fix CLIPFORGE_REDIS_URL "
                 "(redis://host:port/db or unix:///path/redis.sock)"
             ) from exc
 
     def _error(self, exc: Exception) -> ServiceError:
         return ServiceError(
-            f"Redis at {self.url} failed: {exc}; remedy: start it "
+            f"Redis at {_redact(self.url)} failed: {exc}; remedy: start it "
             "(`clipforge services start`) or fix CLIPFORGE_REDIS_URL"
         )
 

@@ -65,6 +65,20 @@ class RenderError(ClipforgeError):
         self.stderr_tail = stderr_tail
 
 
+class FfprobeError(ClipforgeError):
+    """An ffprobe run failed or timed out (reading a file's facts, not rendering).
+    Carries the argv, the tail of its stderr and whether it timed out."""
+
+    code = "ffprobe_failed"
+
+    def __init__(self, message: str, argv: list[str] | None = None, stderr_tail: str = "",
+                 *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.argv = list(argv or [])
+        self.stderr_tail = stderr_tail
+        self.timed_out = timed_out
+
+
 class ServiceError(ClipforgeError):
     """PostgreSQL or Redis could not be started or reached."""
 

@@ -10,7 +10,8 @@ Everything else in clipforge builds FFmpeg command lines as pure functions that 
 - ``-nostdin`` (ffmpeg only, ffprobe has no such option) and ``-hide_banner`` are
   inserted when the builder did not put them there, and stdin is ``/dev/null``;
 - never ``shell=True``;
-- a non-zero exit raises :class:`~clipforge.errors.RenderError` carrying the argv and
+- a non-zero exit raises :class:`~clipforge.errors.RenderError` (ffmpeg) or
+  :class:`~clipforge.errors.FfprobeError` (ffprobe) carrying the argv and
   the tail of stderr.
 """
 
@@ -23,7 +24,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from clipforge.errors import ConfigError, RenderError
+from clipforge.errors import ConfigError, FfprobeError, RenderError
 
 __all__ = [
     "binary",
@@ -88,28 +89,29 @@ def stderr_tail(stderr: bytes | str | None, lines: int = _TAIL_LINES) -> str:
 def run(argv: list[str], *, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run one ffmpeg/ffprobe command; stdout and stderr are captured as bytes.
 
-    Raises ``RenderError`` (with ``argv`` and ``stderr_tail``) on a non-zero exit or a
-    timeout, ``ConfigError`` when the binary is missing.
+    Raises ``RenderError`` for ffmpeg, ``FfprobeError`` for ffprobe (both with ``argv``
+    and ``stderr_tail``; ``FfprobeError.timed_out`` tells a timeout) on a non-zero exit or
+    a timeout, ``ConfigError`` when the binary is missing.
     """
     full = resolve_argv(argv)
+    probing = argv[0] == "ffprobe"
     try:
         proc = subprocess.run(  # noqa: S603 - argv list, never a shell
             full, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise RenderError(
-            f"{Path(full[0]).name} did not finish within {timeout} s and was stopped.",
-            argv=full,
-            stderr_tail=stderr_tail(exc.stderr),
-        ) from exc
+        message = f"{Path(full[0]).name} did not finish within {timeout} s and was stopped."
+        tail = stderr_tail(exc.stderr)
+        if probing:
+            raise FfprobeError(message, argv=full, stderr_tail=tail, timed_out=True) from exc
+        raise RenderError(message, argv=full, stderr_tail=tail) from exc
     if proc.returncode != 0:
         tail = stderr_tail(proc.stderr)
         last = tail.splitlines()[-1] if tail else "(no stderr)"
-        raise RenderError(
-            f"{Path(full[0]).name} exited with status {proc.returncode}: {last}",
-            argv=full,
-            stderr_tail=tail,
-        )
+        message = f"{Path(full[0]).name} exited with status {proc.returncode}: {last}"
+        if probing:
+            raise FfprobeError(message, argv=full, stderr_tail=tail)
+        raise RenderError(message, argv=full, stderr_tail=tail)
     return proc
 
 
@@ -126,7 +128,7 @@ def popen(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
 def ffprobe_json(path: str | Path, *, timeout: float | None = 30.0) -> dict[str, Any]:
     """``ffprobe -show_format -show_streams`` of ``path`` as a dict.
 
-    Raises ``RenderError`` when ffprobe fails (callers such as ``probe`` translate it
+    Raises ``FfprobeError`` when ffprobe fails (callers such as ``probe`` translate it
     into an input error that names the file).
     """
     argv = [
@@ -143,11 +145,11 @@ def ffprobe_json(path: str | Path, *, timeout: float | None = 30.0) -> dict[str,
     try:
         data = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError as exc:
-        raise RenderError(
+        raise FfprobeError(
             f"ffprobe printed invalid JSON for {path}: {exc}",
             argv=argv,
             stderr_tail=stderr_tail(proc.stderr),
         ) from exc
     if not isinstance(data, dict):
-        raise RenderError(f"ffprobe printed unexpected JSON for {path}", argv=argv)
+        raise FfprobeError(f"ffprobe printed unexpected JSON for {path}", argv=argv)
     return data

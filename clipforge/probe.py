@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from clipforge import ffmpeg
-from clipforge.errors import CorruptInputError, HdrInputError, ProbeError, RenderError
+from clipforge.errors import (
+    CorruptInputError,
+    FfprobeError,
+    HdrInputError,
+    ProbeError,
+    RenderError,
+)
 from clipforge.timeutil import s_to_us, us_to_s
 
 __all__ = ["AudioInfo", "MediaInfo", "VideoInfo", "check_decodes", "probe"]
@@ -250,7 +256,15 @@ def _scan_duration(
     ]
     try:
         proc = ffmpeg.run(argv, timeout=_PROBE_TIMEOUT_S)
-    except RenderError:
+    except FfprobeError as exc:
+        if exc.timed_out:
+            raise ProbeError(
+                f"{path}: the packet scan that establishes the duration (the container "
+                f"records none) did not finish within {_PROBE_TIMEOUT_S:g} s. The machine "
+                "may be overloaded or the file very long or on a slow disk; remux it (e.g. "
+                "`ffmpeg -i IN -c copy OUT.mkv`) so the container records its duration, or "
+                "try again when the machine is less busy."
+            ) from exc
         return None
     end: Fraction | None = None
     for line in proc.stdout.decode("ascii", "replace").splitlines():
@@ -367,7 +381,14 @@ def probe(path: str | Path, *, tonemap: bool = False) -> MediaInfo:
         )
     try:
         data = ffmpeg.ffprobe_json(p, timeout=_PROBE_TIMEOUT_S)
-    except RenderError as exc:
+    except FfprobeError as exc:
+        if exc.timed_out:
+            raise ProbeError(
+                f"{p}: ffprobe did not finish reading the container within "
+                f"{_PROBE_TIMEOUT_S:g} s. The machine may be overloaded or the file on a slow "
+                "or network disk; copy it to a local disk or try again when the machine is "
+                "less busy."
+            ) from exc
         detail = "; ".join(exc.stderr_tail.splitlines()[-2:]) or exc.message
         raise CorruptInputError(
             f"{p}: the container cannot be read ({detail.strip()}). The file is not a "

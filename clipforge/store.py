@@ -31,7 +31,11 @@ from clipforge.checkpoints import STAGES
 from clipforge.config import Settings
 from clipforge.errors import ServiceError
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# Installed: the migrations ship inside the package (clipforge/sql); in a checkout they
+# are the repository's sql/ folder.
+_PACKAGED_SQL = Path(__file__).resolve().parent / "sql"
+_CHECKOUT_SQL = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = _PACKAGED_SQL if _PACKAGED_SQL.is_dir() else _CHECKOUT_SQL
 MIGRATION_RE = re.compile(r"^(\d{3})_[A-Za-z0-9_]+\.sql$")
 MIGRATION_LOCK_KEY = 0x636C6970666F7267 & 0x7FFFFFFFFFFFFFFF  # "clipforg"
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "budget_exceeded")
@@ -431,5 +435,89 @@ class JobStore:
                 if row is None:
                     raise ValueError(f"no job with id {job_id}")
                 return float(row[0])
+
+        return self.pool.run(work)
+
+    # ----------------------------------------------------------------- the backlog
+
+    def claim_next(self) -> dict[str, Any] | None:
+        """Atomically take the next queued job (priority, then age) and mark it running.
+
+        ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim concurrently without
+        taking the same job twice or waiting on each other.
+        """
+
+        def work(conn: Conn) -> int | None:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE video_job SET status = 'running', started_at = now()"
+                    " WHERE id = (SELECT id FROM video_job WHERE status = 'queued'"
+                    "             ORDER BY priority DESC, created_at, id"
+                    "             FOR UPDATE SKIP LOCKED LIMIT 1)"
+                    " RETURNING id"
+                )
+                row = cur.fetchone()
+            return int(row[0]) if row else None
+
+        claimed = self.pool.run(work)
+        return self.get_job(claimed) if claimed is not None else None
+
+    def mark_running(self, job_id: int) -> None:
+        """A job row handed to a flow (claimed, or resumed) becomes running again."""
+
+        def work(conn: Conn) -> None:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE video_job SET status = 'running',"
+                    " started_at = COALESCE(started_at, now()), finished_at = NULL,"
+                    " error_code = NULL, error = NULL WHERE id = %s",
+                    (job_id,),
+                )
+                if cur.rowcount != 1:
+                    raise ValueError(f"no job {job_id}")
+
+        self.pool.run(work)
+
+    def queue_length(self) -> int:
+        def work(conn: Conn) -> int:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM video_job WHERE status = 'queued'")
+                row = cur.fetchone()
+            return int(row[0]) if row else 0
+
+        return int(self.pool.run(work))
+
+    def backlog_times(self) -> tuple[float | None, float | None]:
+        """``(newest finished_at, oldest queued created_at)`` as Unix seconds (None: none)."""
+
+        def work(conn: Conn) -> tuple[float | None, float | None]:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT extract(epoch FROM (SELECT max(finished_at) FROM video_job"
+                    "                            WHERE finished_at IS NOT NULL)),"
+                    "       extract(epoch FROM (SELECT min(created_at) FROM video_job"
+                    "                            WHERE status = 'queued'))"
+                )
+                row = cur.fetchone()
+            if not row:
+                return None, None
+            return (float(row[0]) if row[0] is not None else None,
+                    float(row[1]) if row[1] is not None else None)
+
+        return self.pool.run(work)
+
+    def set_runner(self, job_id: int, runner: str) -> None:
+        def work(conn: Conn) -> None:
+            with conn.cursor() as cur:
+                cur.execute("UPDATE video_job SET runner = %s WHERE id = %s", (runner, job_id))
+
+        self.pool.run(work)
+
+    def get_runner(self, job_id: int) -> str | None:
+        def work(conn: Conn) -> str | None:
+            with conn.cursor() as cur:
+                cur.execute("SELECT runner FROM video_job WHERE id = %s", (job_id,))
+                row = cur.fetchone()
+            return str(row[0]) if row and row[0] else None
 
         return self.pool.run(work)

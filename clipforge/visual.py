@@ -49,18 +49,17 @@ Signals, per analysed frame, then per grid cell ``[i * hop_us, (i + 1) * hop_us)
   interval, 0.5 s, or one key-frame gap).
 
 ``visual_track`` is deterministic: the same file gives an identical ``VisualTrack``.
-Importing this module does not import torch or transformers; ``ImageTextScorer`` loads
-them lazily.
+Undecodable packets are counted (``VisualTrack.undecodable_packets``); when every packet
+fails to decode the file is refused. The optional image embeddings come from
+:mod:`clipforge.imagetext`; importing this module does not import torch or transformers.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Literal
 
 import av
@@ -68,6 +67,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, CorruptInputError
+from .imagetext import ImageTextScorer, image_text_scores
 from .timeutil import US_PER_S
 
 DEFAULT_HOP_US = 1_000_000
@@ -113,10 +113,11 @@ class VisualTrack:
     frame_times_us: tuple[int, ...]
     method: str
     image_embeddings: np.ndarray | None = None
+    undecodable_packets: int = 0  # damaged packets the decoder rejected (skipped)
 
     def _key(self) -> tuple[Any, ...]:
         return (self.hop_us, self.faces, self.motion, self.scene_cuts, self.frame_times_us,
-                self.method)
+                self.method, self.undecodable_packets)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VisualTrack):
@@ -140,7 +141,7 @@ class VisualTrack:
         (store them with ``np.save`` beside it when needed)."""
         return {"hop_us": self.hop_us, "faces": list(self.faces), "motion": list(self.motion),
                 "scene_cuts": list(self.scene_cuts), "frame_times_us": list(self.frame_times_us),
-                "method": self.method}
+                "method": self.method, "undecodable_packets": self.undecodable_packets}
 
     @classmethod
     def from_json(cls, data: dict[str, Any],
@@ -149,7 +150,8 @@ class VisualTrack:
                    motion=tuple(float(v) for v in data["motion"]),
                    scene_cuts=tuple(int(v) for v in data["scene_cuts"]),
                    frame_times_us=tuple(int(v) for v in data["frame_times_us"]),
-                   method=str(data["method"]), image_embeddings=image_embeddings)
+                   method=str(data["method"]), image_embeddings=image_embeddings,
+                   undecodable_packets=int(data.get("undecodable_packets", 0)))
 
     def _cells(self, start_us: int, end_us: int) -> tuple[int, int] | None:
         n = len(self.faces)
@@ -442,14 +444,15 @@ class _Analyser:
 
 
 def _decode_pass(src: str, method: Method, analyser: _Analyser, duration_us: int, *,
-                 skip_nonref: bool) -> tuple[int, int]:
-    """One pass over the first video stream; returns (frames decoded, packets read)."""
-    decoded = packets = 0
+                 skip_nonref: bool) -> tuple[int, int, int]:
+    """One pass over the first video stream; returns (frames decoded, packets read,
+    packets the decoder rejected as invalid data)."""
+    decoded = packets = bad = 0
     next_sample = 0
     with av.open(src) as container:
         stream = _video_stream(container)
         if stream is None:
-            return decoded, packets
+            return decoded, packets, bad
         if method == "keyframes":
             stream.codec_context.skip_frame = "NONKEY"
         else:
@@ -464,7 +467,8 @@ def _decode_pass(src: str, method: Method, analyser: _Analyser, duration_us: int
             try:
                 frames = packet.decode()
             except av.error.InvalidDataError:
-                continue  # a damaged packet: skip it, keep the rest
+                bad += 1  # a damaged packet: skip it (counted), keep the rest
+                continue
             for frame in frames:
                 decoded += 1
                 t = _frame_time_us(frame, start_us)
@@ -472,7 +476,7 @@ def _decode_pass(src: str, method: Method, analyser: _Analyser, duration_us: int
                     continue
                 t = max(0, t)
                 if duration_us > 0 and t >= duration_us:
-                    return decoded, packets
+                    return decoded, packets, bad
                 if times and t <= times[-1]:
                     continue
                 if method == "sampled":
@@ -480,7 +484,7 @@ def _decode_pass(src: str, method: Method, analyser: _Analyser, duration_us: int
                         continue
                     next_sample = (t // SAMPLE_INTERVAL_US + 1) * SAMPLE_INTERVAL_US
                 analyser.analyse(frame, t)
-    return decoded, packets
+    return decoded, packets, bad
 
 
 def visual_track(
@@ -501,7 +505,8 @@ def visual_track(
     ``image_embedder`` (default off) also stores one image embedding per analysed frame.
     A source without a video stream (cover art does not count) gives an empty track that
     scores 0. A file that
-    cannot be opened raises ``CorruptInputError``; undecodable packets are skipped.
+    cannot be opened raises ``CorruptInputError``; undecodable packets are skipped and
+    counted in ``undecodable_packets`` (all of them undecodable: ``CorruptInputError``).
     """
     if hop_us <= 0:
         raise ValueError(f"hop_us must be positive, got {hop_us}")
@@ -530,19 +535,27 @@ def visual_track(
                 "Reinstall opencv-python-headless<5 (5.0 dropped CascadeClassifier)."
             )
         analyser = _Analyser(cascade, max_side, image_embedder, report, duration_us)
-        decoded, packets = _decode_pass(src, chosen, analyser, duration_us, skip_nonref=True)
+        decoded, packets, bad = _decode_pass(src, chosen, analyser, duration_us,
+                                             skip_nonref=True)
         expected = duration_us // SAMPLE_INTERVAL_US
         if (chosen == "sampled" and expected >= 4 and len(analyser.times) < expected // 2
                 and decoded < packets // 2):
             # Skipping non-reference frames left too few: a stream whose frames are
             # mostly non-reference. Decode everything instead (rare; costs a second pass).
             analyser = _Analyser(cascade, max_side, image_embedder, report, duration_us)
-            _decode_pass(src, chosen, analyser, duration_us, skip_nonref=False)
+            decoded, packets, bad = _decode_pass(src, chosen, analyser, duration_us,
+                                                 skip_nonref=False)
     except av.error.FFmpegError as exc:
         raise CorruptInputError(
             f"{src}: the video stream could not be read ({exc}). Re-export the file "
             "(e.g. `ffmpeg -i IN -c:v libx264 -c:a copy OUT.mp4`) and try again."
         ) from exc
+    if bad and decoded == 0:
+        raise CorruptInputError(
+            f"{src}: none of the video packets decode ({bad} of {packets} rejected as "
+            "invalid data). The file is damaged or uses a codec this FFmpeg cannot decode; "
+            "re-export it (e.g. `ffmpeg -i IN -c:v libx264 -c:a copy OUT.mp4`) and try again."
+        )
     times, diffs, dists = analyser.times, analyser.diffs, analyser.dists
     face_shares = analyser.face_shares
     embeddings = analyser.finish_embeddings()
@@ -570,206 +583,5 @@ def visual_track(
         frame_times_us=tuple(times),
         method=chosen,
         image_embeddings=embeddings,
+        undecodable_packets=bad,
     )
-
-
-# ---------------------------------------------------------------------------------------
-# Optional image-text scoring (CLIP-style models through transformers, loaded lazily)
-# ---------------------------------------------------------------------------------------
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def image_text_scores(image_embeddings: np.ndarray, text_embedding: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each image embedding with the text embedding, mapped from
-    [-1, 1] to [0, 1] (``(cos + 1) / 2``). Inputs need not be normalised."""
-    imgs = np.asarray(image_embeddings, dtype=np.float32)
-    if imgs.ndim == 1:
-        imgs = imgs[None, :]
-    if imgs.shape[0] == 0:
-        return np.zeros(0, dtype=np.float32)
-    text = np.asarray(text_embedding, dtype=np.float32).reshape(-1)
-    imgs = imgs / np.maximum(np.linalg.norm(imgs, axis=1, keepdims=True), 1e-12)
-    text = text / max(float(np.linalg.norm(text)), 1e-12)
-    cos = imgs @ text
-    return np.clip((cos + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
-
-
-def _tiny_char_tokenizer(vocab_size: int, max_length: int) -> Any:
-    """An offline character-level tokenizer (no download): ids 0-3 are [PAD], [EOS],
-    [UNK], [BOS]; then a space, lowercase letters, digits and punctuation, up to
-    ``vocab_size``. For tests and plumbing, not quality."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"[PAD]": 0, "[EOS]": 1, "[UNK]": 2, "[BOS]": 3}
-    for ch in " abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:;()\"":
-        if len(vocab) >= vocab_size:
-            break
-        vocab.setdefault(ch, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[BOS] $A [EOS]", special_tokens=[("[BOS]", 3), ("[EOS]", 1)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="[BOS]", eos_token="[EOS]", pad_token="[PAD]",
-        unk_token="[UNK]", model_max_length=max_length,
-    )
-
-
-def _features(output: Any) -> Any:
-    """``get_*_features`` returns a tensor (transformers 4) or an output whose
-    ``pooler_output`` holds the projected features (transformers 5)."""
-    return output.pooler_output if hasattr(output, "pooler_output") else output
-
-
-class ImageTextScorer:
-    """A CLIP-style image/text embedder (``get_image_features``/``get_text_features``).
-
-    Images are preprocessed here with OpenCV (shortest side resized to the model's
-    ``image_size``, centre crop, mean/std from ``preprocessor_config.json`` or CLIP's),
-    so neither PIL nor torchvision is needed. Embeddings are float32, L2-normalised.
-    """
-
-    def __init__(self, model: Any, tokenizer: Any, *, image_size: int,
-                 mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
-                 source: str = "") -> None:
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.image_size = int(image_size)
-        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
-        self.std = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
-        self.source = source
-        self.dim = int(getattr(model.config, "projection_dim", 0)) or int(
-            self.embed_text("a").shape[0]
-        )
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> ImageTextScorer:
-        """Load a local model directory (``save_pretrained`` layout: config.json,
-        weights, tokenizer files, optional preprocessor_config.json). Never downloads.
-        A missing or invalid directory raises ``ConfigError``."""
-        p = Path(path)
-        remedy = (
-            "Point it at a local CLIP-style model directory written by save_pretrained "
-            "(config.json, model weights, tokenizer files), or turn image-text scoring off."
-        )
-        if not p.is_dir() or not (p / "config.json").is_file():
-            raise ConfigError(f"{p}: no image-text model here (no directory with config.json). "
-                              + remedy)
-        try:
-            from transformers import AutoModel, AutoTokenizer
-
-            model = AutoModel.from_pretrained(str(p), local_files_only=True)
-            tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
-        except Exception as exc:  # any loader failure is a configuration problem
-            raise ConfigError(f"{p}: the image-text model could not be loaded ({exc}). "
-                              + remedy) from exc
-        if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
-            raise ConfigError(f"{p}: {type(model).__name__} is not an image-text model "
-                              "(no get_image_features/get_text_features). " + remedy)
-        size, mean, std = cls._preprocessing(p, model.config)
-        return cls(model, tokenizer, image_size=size, mean=mean, std=std, source=str(p))
-
-    @classmethod
-    def from_config(cls, config: Any, *, tokenizer: Any = None, seed: int = 0) -> ImageTextScorer:
-        """A ``CLIPModel`` with random weights (seeded) from ``config``; without a
-        ``tokenizer`` an offline character-level one is built. For tests and plumbing."""
-        import torch
-        from transformers import CLIPModel
-
-        text_cfg = config.text_config
-        if tokenizer is None:
-            tokenizer = _tiny_char_tokenizer(int(text_cfg.vocab_size),
-                                             int(text_cfg.max_position_embeddings))
-            # CLIP pools at the first EOS token (argmax of ids only for the legacy id 2).
-            text_cfg.eos_token_id = tokenizer.eos_token_id
-            text_cfg.bos_token_id = tokenizer.bos_token_id
-            text_cfg.pad_token_id = tokenizer.pad_token_id
-        state = torch.random.get_rng_state()
-        try:
-            torch.manual_seed(seed)
-            model = CLIPModel(config)
-        finally:
-            torch.random.set_rng_state(state)
-        return cls(model, tokenizer, image_size=int(config.vision_config.image_size),
-                   source="<config>")
-
-    @staticmethod
-    def _preprocessing(path: Path, config: Any) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-        size = int(config.vision_config.image_size)
-        mean: tuple[float, ...] = CLIP_MEAN
-        std: tuple[float, ...] = CLIP_STD
-        pre = path / "preprocessor_config.json"
-        if pre.is_file():
-            try:
-                data = json.loads(pre.read_text())
-            except ValueError as exc:
-                raise ConfigError(f"{pre}: not valid JSON ({exc}). Fix or delete it.") from exc
-            mean = tuple(float(v) for v in data.get("image_mean", mean))
-            std = tuple(float(v) for v in data.get("image_std", std))
-        return size, mean, std
-
-    def save_pretrained(self, path: str | Path) -> None:
-        p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(p))
-        self.tokenizer.save_pretrained(str(p))
-        pre = {
-            "image_processor_type": "CLIPImageProcessor",
-            "do_resize": True,
-            "size": {"shortest_edge": self.image_size},
-            "do_center_crop": True,
-            "crop_size": {"height": self.image_size, "width": self.image_size},
-            "do_normalize": True,
-            "image_mean": [float(v) for v in self.mean.reshape(-1)],
-            "image_std": [float(v) for v in self.std.reshape(-1)],
-        }
-        (p / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
-
-    def _pixels(self, frame: np.ndarray) -> np.ndarray:
-        img = np.asarray(frame)
-        if img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"expected an RGB image of shape (H, W, 3), got {img.shape}")
-        s = self.image_size
-        h, w = img.shape[:2]
-        scale = s / min(h, w)
-        nw, nh = max(s, int(round(w * scale))), max(s, int(round(h * scale)))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        img = cv2.resize(img.astype(np.uint8, copy=False), (nw, nh), interpolation=interp)
-        y0, x0 = (nh - s) // 2, (nw - s) // 2
-        img = img[y0: y0 + s, x0: x0 + s].astype(np.float32) / 255.0
-        return ((img - self.mean) / self.std).transpose(2, 0, 1)
-
-    def embed_images(self, frames: list[np.ndarray]) -> np.ndarray:
-        """RGB uint8 frames (H, W, 3) -> (n, d) float32 L2-normalised embeddings."""
-        if not frames:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        import torch
-
-        pixels = torch.from_numpy(np.stack([self._pixels(f) for f in frames]))
-        with torch.inference_mode():
-            feats = _features(self.model.get_image_features(pixel_values=pixels))
-        return _l2(feats.float().cpu().numpy())
-
-    def embed_text(self, prompt: str) -> np.ndarray:
-        """A prompt -> (d,) float32 L2-normalised embedding."""
-        import torch
-
-        limit = int(getattr(getattr(self.model.config, "text_config", None),
-                            "max_position_embeddings", 77))
-        enc = self.tokenizer([prompt], truncation=True, max_length=limit, return_tensors="pt")
-        kwargs = {"input_ids": enc["input_ids"]}
-        if "attention_mask" in enc:
-            kwargs["attention_mask"] = enc["attention_mask"]
-        with torch.inference_mode():
-            feats = _features(self.model.get_text_features(**kwargs))
-        return _l2(feats.float().cpu().numpy())[0]
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)

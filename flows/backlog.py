@@ -4,7 +4,7 @@ Deployed as ``clip-backlog/nightly-backlog`` (cron ``0 2 * * *`` UTC). Each job 
 claimed with ``claim_next`` (``FOR UPDATE SKIP LOCKED``: priority, then age), so any
 number of backlog runs or workers can drain the queue together without taking a job
 twice. Every job runs as a ``clip-video`` subflow with its ``job_id``; a job that fails
-is recorded ``failed`` by ``clip_video`` itself and the next one still runs.
+is recorded ``failed`` by the clip flow itself and the next one still runs.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import ValidationError
 
-from clipforge.backlog import claim_next
 from clipforge.config import load_settings
-from clipforge.services import ensure_services
 from clipforge.store import JobStore
-from flows.clip import clip_video
+from clipforge.supervise import ensure_services
+from flows.clip import clip_job
 from flows.params import ClipRequest
 
 REQUEST_FIELDS = frozenset(ClipRequest.model_fields)
@@ -51,7 +50,7 @@ def run_backlog(max_jobs: int = 10) -> list[int]:
     try:
         store.migrate()
         while len(processed) < max_jobs:
-            job = claim_next(store)
+            job = store.claim_next()
             if job is None:
                 break
             job_id = int(job["id"])
@@ -59,12 +58,12 @@ def run_backlog(max_jobs: int = 10) -> list[int]:
             try:
                 request = request_for_job(job)
             except (ValidationError, KeyError, TypeError) as exc:
-                # bad stored parameters: clip_video never starts, so record it here
+                # bad stored parameters: the clip flow never starts, so record it here
                 store.finish_job(job_id, status="failed", error_code="invalid_parameters",
                                  error=f"stored parameters are not a valid request: {exc}"[:2000])
                 logger.error("job %s: invalid stored parameters: %s", job_id, exc)
                 continue
-            state = clip_video(request, return_state=True)
+            state = clip_job(request, return_state=True)
             if state.is_completed():
                 logger.info("job %s succeeded", job_id)
             else:

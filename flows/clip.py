@@ -18,113 +18,28 @@ from prefect import flow
 from prefect.states import State
 
 from clipforge import metrics
-from clipforge.backlog import get_runner, mark_running, runner_alive, set_runner, this_runner
-from clipforge.checkpoints import STAGES, CheckpointStore
 from clipforge.config import Settings, load_settings
 from clipforge.cost import JobBudget
 from clipforge.edl import Edl, edl_to_bytes, load_edl
-from clipforge.errors import BudgetExceeded, ClipforgeError, InputError, ServiceError
-from clipforge.identity import params_hash
+from clipforge.errors import ClipforgeError, InputError
+from clipforge.jobs import JobRecorder, asr_params, render_plan
 from clipforge.plan import build_edl
 from clipforge.progress import reporter
 from clipforge.render import output_format_for
 from clipforge.select import SCORE_RULE, SelectionParams
-from clipforge.services import ensure_services
-from clipforge.store import JobStore
 from flows.params import ClipRequest, ClipResult, HighlightSummary
 from flows.runners import task_runner_from_env
 from tasks.artifacts import publish as publish_artifacts
 from tasks.stages import (
-    asr_params,
     audio_analysis_task,
     identify_task,
+    loudness_task,
     probe_task,
     render_task,
     select_task,
     text_task,
     visual_task,
 )
-
-
-class JobRecorder:
-    """Writes the job row and its stage checkpoints (PostgreSQL + Redis)."""
-
-    def __init__(self, settings: Settings) -> None:
-        urls = ensure_services(settings)
-        self.store = JobStore(
-            urls.database_url, maxconn=settings.db_pool_max,
-            acquire_timeout=settings.db_acquire_timeout_s,
-        )
-        self.store.migrate()
-        self.checkpoints = CheckpointStore(urls.redis_url)
-        self.job_id = 0
-        self.resumed_from: str | None = None
-
-    def start(self, request: ClipRequest, job_key: str, sha256: str | None) -> int:
-        """Create the job row, or take over an unfinished one (same key, dead runner)."""
-        job_id = request.job_id
-        if job_id is None:
-            existing = self.store.find_unfinished(job_key)
-            if existing and not runner_alive(get_runner(self.store, existing["id"])):
-                job_id = int(existing["id"])
-        if job_id is not None:
-            runner = get_runner(self.store, job_id)
-            if runner_alive(runner):
-                raise InputError(f"job {job_id} is still running in process {runner}; "
-                                 "wait for it or stop that process first")
-            mark_running(self.store, job_id)
-            self.job_id = job_id
-            self.resumed_from = self.checkpoint()
-        else:
-            self.job_id = self.store.create_job(
-                job_key=job_key,
-                prompt=request.prompt,
-                source=str(Path(request.video).resolve()),
-                parameters=request.model_dump(mode="json", exclude={"job_id"}),
-                source_sha256=sha256,
-                output_dir=str(Path(request.out_dir).resolve()),
-            )
-        set_runner(self.store, self.job_id, this_runner())
-        return self.job_id
-
-    def checkpoint(self) -> str | None:
-        """The last stage reached: Redis first, PostgreSQL when Redis has nothing."""
-        stage: str | None = None
-        try:
-            stage = self.checkpoints.get(self.job_id)
-        except ServiceError:
-            stage = None
-        if stage is None:
-            stage = (self.store.get_job(self.job_id) or {}).get("checkpoint")
-        return stage
-
-    def reached(self, stage: str) -> bool:
-        """Whether a resumed job had already passed ``stage``."""
-        return self.resumed_from is not None and (
-            STAGES.index(self.resumed_from) >= STAGES.index(stage)
-        )
-
-    def stage(self, stage: str, seconds: float, detail: dict[str, Any] | None = None) -> None:
-        self.store.record_checkpoint(self.job_id, stage, seconds, detail)
-        self.checkpoints.set(self.job_id, stage, detail)
-        metrics.observe_stage(stage, seconds)
-
-    def budget(self, settings: Settings) -> JobBudget:
-        """The job's paid-call budget; a resumed job starts from what it already spent."""
-        job = self.store.get_job(self.job_id) or {}
-        return JobBudget(self.job_id, settings.job_budget_usd, record=self.store.add_cost,
-                         spent_usd=float(job.get("cost_usd") or 0.0))
-
-    def finish(self, status: str, *, error_code: str | None = None, error: str | None = None,
-               source_duration: float | None, processing_seconds: float) -> None:
-        self.store.finish_job(self.job_id, status=status, error_code=error_code, error=error,
-                              source_duration=source_duration,
-                              processing_seconds=processing_seconds)
-        metrics.job_finished(status, error_code, processing_seconds, source_duration)
-
-    def close(self) -> None:
-        self.store.close()
-        self.checkpoints.close()
 
 
 def _deployment_name() -> str:
@@ -141,17 +56,6 @@ def _deployment_name() -> str:
 def _result(state: State) -> tuple[Any, bool]:
     """A task's value and whether Prefect served it from cache."""
     return state.result(), state.name == "Cached"
-
-
-def _render_plan(edl: Edl) -> list[tuple[str, Edl]]:
-    """(file name, EDL to render): one reel, or one file per clip in rank order."""
-    if not edl.clips:
-        return [("highlights.mp4", edl)]
-    return [
-        (f"clip_{c.rank:02d}.mp4",
-         edl.model_copy(update={"segments": [edl.segments[c.segment]], "clips": []}))
-        for c in edl.clips
-    ]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -241,8 +145,9 @@ def _resumable_edl(recorder: JobRecorder, edl_path: Path, sha256: str) -> Edl | 
     return edl if edl.source.sha256 == sha256 else None
 
 
-@flow(name="clip-video", validate_parameters=True, task_runner=task_runner_from_env())
-def clip_video(request: ClipRequest) -> ClipResult:
+def run_clip_job(request: ClipRequest) -> ClipResult:
+    """The job, inside a flow run: open (or take over) its row, then probe -> analyse ->
+    select -> plan -> render, recording each stage and the final status."""
     settings = load_settings()
     started = time.monotonic()
     rep = reporter()
@@ -255,11 +160,13 @@ def clip_video(request: ClipRequest) -> ClipResult:
         sha256 = identify_task(source)
     except ClipforgeError as exc:
         early = exc
-    job_params = {**request.model_dump(mode="json", exclude={"video", "job_id"}),
-                  "out_dir": str(out_dir.resolve()), "asr": asr_params(settings)}
-    job_key = params_hash({"sha256": sha256 or str(Path(source).resolve()), **job_params})
     source_duration = None
-    job_id = recorder.start(request, job_key, sha256)
+    try:
+        opened = recorder.open(request.model_dump(mode="json"), sha256)
+    except BaseException:
+        recorder.close()
+        raise
+    job_id = opened.job_id
     if recorder.resumed_from:
         print(f"clipforge: resuming job {job_id} after checkpoint {recorder.resumed_from!r}",
               file=sys.stderr)
@@ -283,14 +190,15 @@ def clip_video(request: ClipRequest) -> ClipResult:
         resumed = _resumable_edl(recorder, edl_path, sha256)
         if resumed is None:
             edl, cached = _analyse_and_plan(request, settings, recorder, info, sha256, out_dir,
-                                            recorder.budget(settings))
+                                            recorder.budget())
         else:
             edl = resumed
             rep.done("analysis, select, plan", 0.0, f"resumed: {edl_path} from checkpoint "
                      f"{recorder.resumed_from!r}")
 
         videos: list[Path] = []
-        outputs = [out_dir / name for name, _ in _render_plan(edl)]
+        plan = render_plan(edl)
+        outputs = [out_dir / name for name, _ in plan]
         if request.render and recorder.reached("rendered") and all(p.is_file() for p in outputs):
             videos = outputs
             rep.done("render", 0.0, "resumed: already rendered")
@@ -298,9 +206,10 @@ def clip_video(request: ClipRequest) -> ClipResult:
             t = time.monotonic()
             rep.start("render", f"{edl.duration:.1f} s" + (
                 f" in {len(edl.clips)} clips" if edl.clips else " reel"))
-            for name, part in _render_plan(edl):
+            loudness = loudness_task(info)  # the whole source, measured once per job
+            for name, part in plan:
                 partial = out_dir / f".{name}.partial.mp4"
-                render_task(part, info, str(partial), settings)
+                render_task(part, info, str(partial), settings, loudness)
                 os.replace(partial, out_dir / name)
                 videos.append(out_dir / name)
             recorder.stage("rendered", time.monotonic() - t)
@@ -325,17 +234,9 @@ def clip_video(request: ClipRequest) -> ClipResult:
                 for h in edl.highlights
             ],
         )
-    except ClipforgeError as exc:
-        status = "budget_exceeded" if isinstance(exc, BudgetExceeded) else "failed"
-        recorder.finish(status, error_code=exc.code, error=exc.one_line(),
-                        source_duration=source_duration,
-                        processing_seconds=time.monotonic() - started)
-        raise
-    except BaseException as exc:  # a bug or an interrupt: still recorded, then re-raised
-        code = "interrupted" if isinstance(exc, KeyboardInterrupt) else "internal"
-        recorder.finish("failed", error_code=code, error=f"{type(exc).__name__}: {exc}"[:2000],
-                        source_duration=source_duration,
-                        processing_seconds=time.monotonic() - started)
+    except BaseException as exc:  # expected or not, interrupted or not: recorded, re-raised
+        recorder.fail(exc, source_duration=source_duration,
+                      processing_seconds=time.monotonic() - started)
         raise
     finally:
         if settings.pushgateway_url:
@@ -347,3 +248,34 @@ def clip_video(request: ClipRequest) -> ClipResult:
                 print(f"clipforge: warning: metrics push to {settings.pushgateway_url} "
                       f"failed: {exc}", file=sys.stderr)
         recorder.close()
+
+
+@flow(name="clip-job", validate_parameters=True, task_runner=task_runner_from_env())
+def clip_job(request: ClipRequest) -> ClipResult:
+    """A job as the command line and the backlog run it (an existing job row, by id)."""
+    return run_clip_job(request)
+
+
+@flow(name="clip-video", validate_parameters=True, task_runner=task_runner_from_env())
+def clip_video(
+    video: str,
+    prompt: str,
+    out_dir: str,
+    target_seconds: float = 60.0,
+    clips: int = 0,
+    render: bool = True,
+    tonemap: bool = False,
+) -> ClipResult:
+    """Cut highlights from a video for a prompt (the form in the Prefect UI).
+
+    video: path of the source video or audio file (on the worker's machine).
+    prompt: what to find, in plain language, e.g. "the part about pricing".
+    out_dir: folder for edl.json and the rendered reel or clips.
+    target_seconds: reel length (5-3600 s).
+    clips: 0 for one reel; N for the N best moments as separate clips (shorts).
+    render: off writes only the EDL.
+    tonemap: tone-map HDR input to SDR BT.709.
+    """
+    return run_clip_job(ClipRequest(video=video, prompt=prompt, out_dir=out_dir,
+                                    target_seconds=target_seconds, clips=clips,
+                                    render=render, tonemap=tonemap))

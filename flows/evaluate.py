@@ -13,7 +13,7 @@ from clipforge.errors import ClipforgeError
 from clipforge.evaluate import CaseScore, score_case
 from clipforge.identity import file_sha256
 from clipforge.probe import probe
-from flows.clip import clip_video
+from flows.clip import clip_job
 from flows.params import ClipRequest
 from tasks.stages import audio_analysis_task
 
@@ -28,7 +28,7 @@ def evaluate_truth(truth_path: str, out_dir: str, target_seconds: float = 60.0
     for case in truth["cases"]:
         case_dir = Path(out_dir) / str(case["id"])
         try:
-            result = clip_video(ClipRequest(video=video, prompt=case["prompt"],
+            result = clip_job(ClipRequest(video=video, prompt=case["prompt"],
                                             out_dir=str(case_dir), target_seconds=target_seconds,
                                             render=False))
             edls.append((case, json.loads(Path(result.edl_path).read_text()), ""))

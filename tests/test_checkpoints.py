@@ -13,7 +13,7 @@ import redis
 
 from clipforge.checkpoints import STAGES, CheckpointStore, checkpoint_key
 from clipforge.errors import ServiceError
-from clipforge.services import ServiceUrls
+from clipforge.supervise import ServiceUrls
 
 
 @pytest.fixture
@@ -94,3 +94,19 @@ def test_unreachable_redis(tmp_path: Path) -> None:
         dead.close()
     with pytest.raises(ServiceError, match="bad Redis URL"):
         CheckpointStore("http://not-redis")
+
+
+def test_errors_never_print_the_redis_password() -> None:
+    secret = "s3cr3t-pw"
+    for url in (f"redis://user:{secret}@127.0.0.1:1/0", f"redis://:{secret}@127.0.0.1:1/0",
+                f"rediss://default:{secret}@127.0.0.1:1/0"):
+        store = CheckpointStore(url)
+        try:
+            with pytest.raises(ServiceError) as info:
+                store.get(1)
+            assert secret not in str(info.value) and "***@127.0.0.1:1" in str(info.value)
+        finally:
+            store.close()
+    with pytest.raises(ServiceError) as bad:
+        CheckpointStore(f"http://user:{secret}@host/0")
+    assert secret not in str(bad.value)

@@ -17,7 +17,7 @@ from conftest import REPO, cli_environment, media
 from fake_llm import FakeLlm
 
 from clipforge.config import Settings
-from flows import metrics_stack
+from clipforge.supervise import monitoring as metrics_stack
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_paid_runs_cost_reaches_metrics_postgres_and_dashboard(
             outs = [tmp_path / "a", tmp_path / "b"]
             for out in outs:  # two runs: two processes, each pushing its own counts
                 p = subprocess.run(
-                    [sys.executable, "-m", "flows.cli", "run",
+                    [sys.executable, "-m", "clipforge_cli", "run",
                      str(media("speech_en_11s__whisper_jfk.flac")), "--prompt",
                      "ask not what your country can do for you", "--out", str(out),
                      "--no-render"], env=env, cwd=REPO, capture_output=True, text=True,

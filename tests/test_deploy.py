@@ -30,11 +30,11 @@ import psycopg2.extensions
 import pytest
 from conftest import media, prefect_processes
 
-from clipforge.backlog import claim_next, enqueue
 from clipforge.config import Settings
-from clipforge.services import ServiceUrls, ensure_services, purge_services
+from clipforge.jobs import enqueue, job_key
 from clipforge.store import JobStore
-from flows import cli_ops, ops
+from clipforge.supervise import ServiceUrls, ensure_services, purge_services
+from clipforge.supervise import prefect_stack as ops
 from flows.backlog import request_for_job
 from flows.params import ClipRequest
 
@@ -73,9 +73,10 @@ def fresh_store(service_urls: ServiceUrls) -> Iterator[JobStore]:
 
 def _enqueue(store: JobStore, tag: str, priority: int = 0) -> int:
     req = ClipRequest(video=f"/media/{tag}.mp4", prompt=f"prompt {tag}", out_dir=f"/out/{tag}")
-    key, params = cli_ops.enqueue_parameters(req)
-    return enqueue(store, job_key=key, prompt=req.prompt, source=params["video"],
-                   parameters=params, priority=priority, output_dir=params["out_dir"])
+    job_id, created = enqueue(store, req.model_dump(mode="json"), Settings(),
+                              priority=priority)
+    assert created
+    return job_id
 
 
 def _ts(value: Any) -> datetime:
@@ -92,11 +93,11 @@ def test_claim_order_is_priority_then_age(fresh_store: JobStore) -> None:
     d = _enqueue(fresh_store, "d", 5)
     e = _enqueue(fresh_store, "e", -1)
     claimed = []
-    while (job := claim_next(fresh_store)) is not None:
+    while (job := fresh_store.claim_next()) is not None:
         assert job["status"] == "running"
         claimed.append(job["id"])
     assert claimed == [b, d, a, c, e]
-    assert claim_next(fresh_store) is None
+    assert fresh_store.claim_next() is None
 
 
 def test_concurrent_claimers_never_share_a_job(fresh_store: JobStore) -> None:
@@ -108,7 +109,7 @@ def test_concurrent_claimers_never_share_a_job(fresh_store: JobStore) -> None:
     def claimer(slot: int) -> None:
         try:
             barrier.wait(timeout=10)
-            while (job := claim_next(fresh_store)) is not None:
+            while (job := fresh_store.claim_next()) is not None:
                 got[slot].append(job["id"])
         except BaseException as exc:  # surfaced below
             errors.append(exc)
@@ -129,13 +130,13 @@ def test_concurrent_claimers_never_share_a_job(fresh_store: JobStore) -> None:
 def test_enqueued_parameters_round_trip_to_a_clip_request(fresh_store: JobStore) -> None:
     req = ClipRequest(video="rel/v.mp4", prompt="  the   pricing part ", out_dir="out",
                       target_seconds=30, render=False)
-    key, params = cli_ops.enqueue_parameters(req)
-    assert key == cli_ops.enqueue_parameters(req)[0]  # stable
+    settings = Settings()
+    key = job_key(req.model_dump(mode="json"), None, settings)
+    assert key == job_key(req.model_dump(mode="json"), None, settings)  # stable
     other = req.model_copy(update={"target_seconds": 31})
-    assert cli_ops.enqueue_parameters(other)[0] != key
-    job_id = enqueue(fresh_store, job_key=key, prompt=req.prompt, source=params["video"],
-                     parameters=params, output_dir=params["out_dir"])
-    job = claim_next(fresh_store)
+    assert job_key(other.model_dump(mode="json"), None, settings) != key
+    job_id, _ = enqueue(fresh_store, req.model_dump(mode="json"), settings)
+    job = fresh_store.claim_next()
     assert job is not None and job["id"] == job_id
     back = request_for_job(job)
     assert back.job_id == job_id
@@ -189,6 +190,8 @@ def _wait_flow_run(api_url: str, run_id: str, worker_log: Path) -> dict[str, Any
 
 
 def _cli(*argv: str) -> int:
+    from clipforge_cli import ops as cli_ops
+
     parser = argparse.ArgumentParser(prog="clipforge")
     cli_ops.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
@@ -235,7 +238,11 @@ def test_up_run_backlog_down(tmp_path_factory: pytest.TempPathFactory,
         assert set(by_name) == {"clip-video", "nightly-backlog"}
         nightly = by_name["nightly-backlog"]["schedules"][0]["schedule"]
         assert (nightly["cron"], nightly["timezone"]) == ("0 2 * * *", "UTC")
-        assert "ClipRequest" in json.dumps(by_name["clip-video"]["parameter_openapi_schema"])
+        # the UI form: the video, the prompt and the output folder first, no internal fields
+        form = by_name["clip-video"]["parameter_openapi_schema"]
+        order = sorted(form["properties"], key=lambda k: form["properties"][k]["position"])
+        assert order[:3] == ["video", "prompt", "out_dir"], order
+        assert "job_id" not in order and "request" not in order
         assert by_name["clip-video"]["pull_steps"] == [
             {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
 
@@ -247,8 +254,8 @@ def test_up_run_backlog_down(tmp_path_factory: pytest.TempPathFactory,
         env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(prefect_home)}
         out1 = work / "ui-run"
         t1 = time.monotonic()
-        run_id = _run_deployment(env, "clip-video/clip-video", {"request": {
-            "video": speech, "prompt": PROMPT, "out_dir": str(out1), "render": False}})
+        run_id = _run_deployment(env, "clip-video/clip-video", {
+            "video": speech, "prompt": PROMPT, "out_dir": str(out1), "render": False})
         _wait_flow_run(api, run_id, home / "prefect-worker.log")
         t_run = time.monotonic() - t1
         assert (out1 / "edl.json").is_file()
@@ -275,12 +282,13 @@ def test_up_run_backlog_down(tmp_path_factory: pytest.TempPathFactory,
             printed = capsys.readouterr().out.split()
             low_id, high_id = int(printed[0]), int(printed[1])
             # failing jobs in between must not stop the backlog: a source that vanished
-            # (clip_video records it) and stored parameters that are not a request
-            gone = enqueue(store, job_key="gone", prompt=PROMPT, source=str(work / "gone.mp4"),
-                           parameters={"prompt": PROMPT, "render": False}, priority=3,
-                           output_dir=str(work / "gone"))
-            bad = enqueue(store, job_key="bad", prompt=PROMPT, source=speech,
-                          parameters={"target_seconds": "soon"}, priority=2)
+            # (the clip flow records it) and stored parameters that are not a request
+            gone = store.create_job(job_key="gone", prompt=PROMPT, source=str(work / "gone.mp4"),
+                                    parameters={"prompt": PROMPT, "render": False},
+                                    status="queued", priority=3, output_dir=str(work / "gone"))
+            bad = store.create_job(job_key="bad", prompt=PROMPT, source=speech,
+                                   parameters={"target_seconds": "soon"}, status="queued",
+                                   priority=2)
             t2 = time.monotonic()
             run_id = _run_deployment(env, "clip-backlog/nightly-backlog", {"max_jobs": 10})
             _wait_flow_run(api, run_id, home / "prefect-worker.log")

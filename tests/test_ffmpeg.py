@@ -9,7 +9,7 @@ import pytest
 from conftest import media
 
 from clipforge import ffmpeg
-from clipforge.errors import ConfigError, RenderError
+from clipforge.errors import ConfigError, FfprobeError, RenderError
 
 
 def test_resolve_argv_adds_nostdin_and_hide_banner() -> None:
@@ -89,9 +89,11 @@ def test_ffprobe_json_reads_real_media() -> None:
     assert data["format"]["format_name"].startswith("mov")
 
 
-def test_ffprobe_json_failure_is_render_error() -> None:
-    with pytest.raises(RenderError):
+def test_ffprobe_failure_is_ffprobe_error_not_render_error() -> None:
+    with pytest.raises(FfprobeError) as info:
         ffmpeg.ffprobe_json(media("corrupt_nomoov__androidx-media_sample_malformed_free_box.mp4"))
+    assert not isinstance(info.value, RenderError) and not info.value.timed_out
+    assert info.value.argv[0].endswith("ffprobe") and "moov" in info.value.stderr_tail
 
 
 def test_stderr_tail_keeps_last_lines() -> None:

@@ -29,14 +29,14 @@ def test_flow_run_publishes_highlights_table_and_summary(service_urls, clipforge
     from prefect.client.orchestration import get_client
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.clip import clip_video
+    from flows.clip import clip_job
     from flows.params import ClipRequest
 
     monkeypatch.setenv("CLIPFORGE_HOME", str(clipforge_home))
     monkeypatch.setenv("CLIPFORGE_DATABASE_URL", service_urls.database_url)
     monkeypatch.setenv("CLIPFORGE_REDIS_URL", service_urls.redis_url)
     with prefect_test_harness():
-        result = clip_video(ClipRequest(
+        result = clip_job(ClipRequest(
             video=str(media("speech_en_11s__whisper_jfk.flac")),
             prompt="ask not what your country can do for you",
             out_dir=str(tmp_path / "out"), render=False))

@@ -8,9 +8,9 @@ from test_select import flat_audio, transcript_from
 from test_visual import _tiny_config
 
 from clipforge.config import Settings
+from clipforge.imagetext import ImageTextScorer
 from clipforge.probe import probe
 from clipforge.select import SelectionParams, analyse_text, build_context, select
-from clipforge.visual import ImageTextScorer
 from tasks.stages import image_text_scorer, visual_task
 
 

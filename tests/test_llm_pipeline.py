@@ -44,7 +44,7 @@ def env(service_urls, clipforge_home, tmp_path_factory, fake) -> dict[str, str]:
 
 def run(env: dict[str, str], video: Path, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(video), "--prompt", PROMPT, "--out",
+        [sys.executable, "-m", "clipforge_cli", "run", str(video), "--prompt", PROMPT, "--out",
          str(out), "--no-render"], env=env, cwd=REPO, capture_output=True, text=True,
         timeout=600, stdin=subprocess.DEVNULL)
 

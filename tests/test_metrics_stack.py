@@ -13,7 +13,7 @@ import pytest
 from clipforge import metrics
 from clipforge.config import Settings
 from clipforge.cost import JobBudget
-from flows import metrics_stack
+from clipforge.supervise import monitoring as metrics_stack
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from clipforge import metrics
-from clipforge.backlog import queue_length
 from clipforge.cost import JobBudget
 from clipforge.errors import BudgetExceeded, ProbeError
 from clipforge.metrics import REGISTRY
@@ -274,7 +273,7 @@ def test_pushes_from_two_runs_make_one_group(pushgateway: str) -> None:
 
 
 def test_register_adds_the_metrics_command() -> None:
-    from flows import cli_metrics
+    from clipforge_cli import metrics as cli_metrics
 
     parser = argparse.ArgumentParser()
     cli_metrics.register(parser.add_subparsers(dest="command", required=True))
@@ -308,21 +307,19 @@ def delete_jobs(job_store, ids: list[int]) -> None:
 
 def test_metrics_command_serves_the_queue_length(job_store, service_urls, clipforge_home,
                                                  tmp_path: Path) -> None:
-    from clipforge.backlog import enqueue
-
     def add() -> int:
-        return enqueue(job_store, job_key=f"obs-q-{uuid.uuid4().hex}", prompt="p",
-                       source="/dev/null", parameters={})
+        return job_store.create_job(job_key=f"obs-q-{uuid.uuid4().hex}", prompt="p",
+                                    source="/dev/null", parameters={}, status="queued")
 
     ids = [add(), add()]
     port = free_port()
     log = tmp_path / "metrics.log"
     try:
-        expected = queue_length(job_store)
+        expected = job_store.queue_length()
         assert expected >= 2
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "flows.cli_metrics", "--port", str(port),
+                [sys.executable, "-m", "clipforge_cli.metrics", "--port", str(port),
                  "--interval", "0.5"],
                 cwd=REPO, env=metrics_env(clipforge_home, service_urls.database_url,
                                           service_urls.redis_url),
@@ -358,7 +355,7 @@ def test_metrics_command_keeps_serving_without_postgres(clipforge_home, tmp_path
     log = tmp_path / "metrics.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli_metrics", "--port", str(port),
+            [sys.executable, "-m", "clipforge_cli.metrics", "--port", str(port),
              "--interval", "0.5"],
             cwd=REPO, env=metrics_env(clipforge_home, f"postgresql://x@127.0.0.1:{dead}/x",
                                       f"redis://127.0.0.1:{dead}/0"),
@@ -414,7 +411,7 @@ def test_prometheus_scrapes_worker_and_pushgateway(pushgateway: str, job_store, 
     procs = []
     try:
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "flows.cli_metrics", "--port", str(worker_port),
+            [sys.executable, "-m", "clipforge_cli.metrics", "--port", str(worker_port),
              "--interval", "0.5"],
             cwd=REPO, env=metrics_env(clipforge_home, service_urls.database_url,
                                       service_urls.redis_url),
@@ -440,7 +437,7 @@ def test_prometheus_scrapes_worker_and_pushgateway(pushgateway: str, job_store, 
                 break
             assert time.monotonic() < deadline, (health, rules, queue, pushed)
             time.sleep(0.5)
-        assert float(queue[0]["value"][1]) == queue_length(job_store)
+        assert float(queue[0]["value"][1]) == job_store.queue_length()
         assert {(s["metric"]["job"], s["metric"].get("deployment")) for s in pushed} == {
             ("clipforge", "clip-video")}
         assert len(rules) == 7
@@ -462,7 +459,7 @@ def test_metrics_command_reports_a_taken_port() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "flows.cli_metrics", "--port", str(port)],
+        proc = subprocess.run([sys.executable, "-m", "clipforge_cli.metrics", "--port", str(port)],
                               cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1, proc.stderr
     assert f"cannot serve /metrics on 127.0.0.1:{port}" in proc.stderr

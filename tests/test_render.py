@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
@@ -26,7 +28,6 @@ from clipforge.render import (
     RenderResult,
     concat_list,
     escape_concat_path,
-    global_gain_db,
     input_colour,
     join_argv,
     measure_loudness,
@@ -261,14 +262,6 @@ def test_plan_segments_fades_gain_and_refusals() -> None:
         )
     with pytest.raises(RenderError, match="no segments"):
         plan_segments([], Fraction(30))
-
-
-def test_global_gain() -> None:
-    assert global_gain_db(None, -14, -1) == 0.0
-    assert global_gain_db(Loudness(-21.9, -9.2, 9.1, -32.2), -14, -1) == 7.9
-    # a peaky source: the gain is lowered so that the true peak stays at -1 dBTP
-    assert global_gain_db(Loudness(-20.0, -3.0, 5.0, -30.0), -14, -1) == 2.0
-    assert global_gain_db(Loudness(-8.0, -0.5, 5.0, -18.0), -14, -1) == -6.0
 
 
 def test_parse_ebur128() -> None:
@@ -508,7 +501,8 @@ def test_reel_from_a_quiet_part_of_a_loud_source_lands_on_target(tmp_path: Path,
                                                           "source_out": 136.0}]
     edl = _edl(info, licence, output_format_for(info))
     gain, limit = reel_gain(measured, edl.segments, -14.0, -1.0)
-    assert gain > global_gain_db(measured, -14.0, -1.0) + 3  # quieter part, more gain
+    whole_gain = min(-14.0 - measured.integrated_lufs, -1.0 - measured.true_peak_db)
+    assert gain > whole_gain + 3  # quieter part, more gain than the whole-source rule
     out = tmp_path / "licence.mp4"
     result = render(edl, info, out, loudness=measured)
     assert result.gain_db == gain
@@ -680,3 +674,28 @@ def test_render_is_deterministic(talk: MediaInfo, tmp_path: Path) -> None:
     a = render(edl, talk, tmp_path / "a.mp4", settings=settings, loudness=loud)
     b = render(edl, talk, tmp_path / "b.mp4", settings=settings, loudness=loud)
     assert a.path.read_bytes() == b.path.read_bytes()
+
+
+def test_full_disk_names_the_folder_not_the_follow_on_error(talk: MediaInfo,
+                                                            tmp_path: Path) -> None:
+    """A 100 kB tmpfs as the output folder: the error says "no space left on device" in
+    that folder, the partial output and the temp dir are removed."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(full)], check=True)
+    try:
+        fmt = output_format_for(talk)
+        edl = _edl(talk, [{"source_in": 1.0, "source_out": 9.0}], fmt)
+        out = full / "reel.mp4"
+        before = _render_dirs()
+        with pytest.raises(RenderError) as raised:
+            render(edl, talk, out, loudness=Loudness(-20, -6, 5, -30))
+        message = raised.value.one_line()
+        assert message.startswith(f"no space left on device in {full}"), message
+        assert "ffprobe" not in message and "Invalid data" not in message
+        assert list(full.iterdir()) == []  # no partial output left behind
+        assert _render_dirs() == before
+    finally:
+        subprocess.run(["umount", str(full)], check=True)

@@ -33,7 +33,7 @@ def env(service_urls, clipforge_home, tmp_path_factory) -> dict[str, str]:
 
 def start(env: dict[str, str], video: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", str(video), "--prompt", PROMPT, "--out",
+        [sys.executable, "-m", "clipforge_cli", "run", str(video), "--prompt", PROMPT, "--out",
          str(out), *extra],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         stdin=subprocess.DEVNULL, start_new_session=True,
@@ -118,12 +118,12 @@ def test_kill_during_render_resumes_from_postgres_when_redis_is_empty(
 
 def test_postgres_restart_mid_job_is_survived(env, job_store, clipforge_home, public_episode,
                                               tmp_path) -> None:
-    from clipforge.services import _pg_ctl
+    from clipforge.supervise.postgres import pg_ctl
 
     out = tmp_path / "out"
     proc = start(env, public_episode, out)
     job = wait_for_stage(job_store, out, "probed", proc)
-    _pg_ctl(Settings(home=clipforge_home, database_url=None, redis_url=None), "restart")
+    pg_ctl(Settings(home=clipforge_home, database_url=None, redis_url=None), "restart")
     finish(proc)
     assert job_store.get_job(job["id"])["status"] == "succeeded"
 
@@ -134,7 +134,7 @@ def test_resume_command_continues_a_crashed_job(env, job_store, public_episode, 
     proc = start(env, public_episode, out, "--no-render")
     job = wait_for_stage(job_store, out, "probed", proc)
     kill(proc)
-    p = subprocess.run([sys.executable, "-m", "flows.cli", "resume", str(job["id"])], env=env,
+    p = subprocess.run([sys.executable, "-m", "clipforge_cli", "resume", str(job["id"])], env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert job_store.get_job(job["id"])["status"] == "succeeded"

@@ -35,9 +35,10 @@ from fake_llm import FakeLlm
 from clipforge.config import Settings
 from clipforge.cost import JobBudget, StoreCostRecord
 from clipforge.llm import ChunkText
-from clipforge.services import ServiceUrls, ensure_services
 from clipforge.store import JobStore
-from flows import ops, runners
+from clipforge.supervise import ServiceUrls, ensure_services
+from clipforge.supervise import prefect_stack as ops
+from flows import runners
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +116,7 @@ def test_shared_results_settings() -> None:
 def test_cli_up_options() -> None:
     import argparse
 
-    from flows import cli_ops
+    from clipforge_cli import ops as cli_ops
 
     parser = argparse.ArgumentParser(prog="clipforge")
     cli_ops.register(parser.add_subparsers(dest="command", required=True))
@@ -409,8 +410,8 @@ def test_two_workers_run_two_deployments_at_once(
         env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(prefect_home)}
         outs = [work / "a", work / "b"]
         t1 = time.monotonic()
-        run_ids = [_run_deployment(env, {"request": {
-            "video": speech, "prompt": PROMPT, "out_dir": str(out), "render": False}})
+        run_ids = [_run_deployment(env, {
+            "video": speech, "prompt": PROMPT, "out_dir": str(out), "render": False})
             for out in outs]
         logs = [Path(p) for p in info["worker_logs"]]
         runs = _wait_runs(api, run_ids, logs)

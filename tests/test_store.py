@@ -9,11 +9,10 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from clipforge import services
 from clipforge.config import Settings
 from clipforge.errors import ServiceError
-from clipforge.services import ServiceUrls
 from clipforge.store import BoundedPool, JobStore, migration_files
+from clipforge.supervise import ServiceUrls, postgres
 
 
 def _admin(url: str):  # type: ignore[no-untyped-def]
@@ -198,11 +197,11 @@ def test_operations_survive_a_postgres_restart(service_urls: ServiceUrls,
         warm = [store.pool.getconn() for _ in range(3)]  # three idle pooled connections
         for conn in warm:
             store.pool.putconn(conn)
-        services._pg_ctl(settings, "-m", "fast", "-w", "restart")
+        postgres.pg_ctl(settings, "-m", "fast", "-w", "restart")
         store.record_checkpoint(job_id, "probed")  # stale pooled connection: retried
         assert store.get_job(job_id)["checkpoint"] == "probed"  # type: ignore[index]
 
-        services._pg_ctl(settings, "-m", "fast", "-w", "restart")
+        postgres.pg_ctl(settings, "-m", "fast", "-w", "restart")
         with store.pool.connection() as conn, conn.cursor() as cur:  # pre-ping replaces it
             cur.execute("SELECT checkpoint FROM video_job WHERE id = %s", (job_id,))
             assert cur.fetchone() == ("probed",)

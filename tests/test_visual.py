@@ -15,15 +15,14 @@ import pytest
 from conftest import REPO, media
 
 from clipforge.errors import ConfigError, CorruptInputError
+from clipforge.imagetext import ImageTextScorer, image_text_scores
 from clipforge.visual import (
     CUT_MERGE_US,
-    ImageTextScorer,
     VisualTrack,
     _cell_series,
     _cut_times,
     _flag_cuts,
     _video_stream,
-    image_text_scores,
     visual_track,
 )
 
@@ -154,6 +153,11 @@ def test_unreadable_file_raises_and_damaged_packets_are_skipped() -> None:
                      duration_us=1_000_000)
     track = visual_track(str(media("corrupt_h264__decord_corrupted.mp4")), duration_us=5_000_000)
     assert len(track.faces) == 5
+    assert track.undecodable_packets > 0  # counted, not silently dropped
+    again = VisualTrack.from_json(json.loads(json.dumps(track.to_json())))
+    assert again == track and again.undecodable_packets == track.undecodable_packets
+    clean = visual_track(str(media(SCENES)), duration_us=2_000_000)
+    assert clean.undecodable_packets == 0
 
 
 # ------------------------------------------------------------------ pure helpers

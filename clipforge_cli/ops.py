@@ -1,6 +1,6 @@
 """`clipforge up | down | enqueue`: the local production stack and the job backlog.
 
-Hooked into ``flows.cli.build_parser`` with ``cli_ops.register(sub)``. Nothing here
+Hooked into ``clipforge_cli.main.build_parser`` with ``register(sub)``. Nothing here
 imports prefect: ``up``/``down`` drive the ``prefect`` CLI in subprocesses.
 """
 
@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from clipforge.config import load_settings
-from clipforge.identity import params_hash
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from flows import ops
+    from clipforge.supervise import prefect_stack as ops
 
     settings = load_settings()
     workers = args.workers
     monitoring: dict[str, str] = {}
     if args.metrics:  # before the workers start, so their flow runs push to the gateway
-        from flows import metrics_stack
+        from clipforge.supervise import monitoring as metrics_stack
 
         print("clipforge: starting Prometheus, the Pushgateway and `clipforge metrics` ...",
               file=sys.stderr)
@@ -77,7 +76,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from flows import metrics_stack, ops
+    from clipforge.supervise import monitoring as metrics_stack
+    from clipforge.supervise import prefect_stack as ops
 
     settings = load_settings()
     stopped = metrics_stack.stop(settings) + ops.down(settings, services=args.services)
@@ -85,32 +85,19 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def enqueue_parameters(request: Any) -> tuple[str, dict[str, Any]]:
-    """The job key and stored parameters for a ClipRequest (absolute paths; no job_id).
-
-    The key is a stable hash of the resolved source path and the parameters, so the
-    same video, prompt and settings always give the same key.
-    """
-    params = request.model_dump(mode="json", exclude={"job_id"})
-    params["video"] = str(Path(params["video"]).expanduser().resolve())
-    params["out_dir"] = str(Path(params["out_dir"]).expanduser().resolve())
-    key = params_hash({"source": params["video"],
-                       **{k: v for k, v in params.items() if k != "video"}})
-    return key, params
-
-
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from clipforge.backlog import enqueue
-    from clipforge.services import ensure_services
+    from clipforge.jobs import enqueue
     from clipforge.store import JobStore
+    from clipforge.supervise import ensure_services
     from flows.params import ClipRequest
 
     try:
         request = ClipRequest(
             video=args.video, prompt=args.prompt, out_dir=args.out,
             target_seconds=args.target_seconds, render=not args.no_render, tonemap=args.tonemap,
+            clips=args.clips,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -121,26 +108,22 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         print(f"clipforge: {video}: no such file. Check the path (relative paths are taken "
               "from the current directory).", file=sys.stderr)
         return 2
-    job_key, params = enqueue_parameters(request)
     settings = load_settings()
     urls = ensure_services(settings)
     store = JobStore(urls.database_url, maxconn=1, acquire_timeout=settings.db_acquire_timeout_s)
     try:
         store.migrate()
-        existing = store.find_unfinished(job_key)
-        if existing is not None and not args.allow_duplicate:
-            print(f"job {existing['id']} with the same video and parameters is already "
-                  f"{existing['status']}; not queued again (--allow-duplicate to force)",
-                  file=sys.stderr)
-            print(existing["id"])
-            return 0
-        job_id = enqueue(store, job_key=job_key, prompt=request.prompt, source=params["video"],
-                         parameters=params, priority=args.priority,
-                         output_dir=params["out_dir"])
+        job_id, created = enqueue(store, request.model_dump(mode="json"), settings,
+                                  priority=args.priority, allow_duplicate=args.allow_duplicate)
     finally:
         store.close()
-    print(f"queued job {job_id} (priority {args.priority}); it runs with the nightly backlog "
-          "or `prefect deployment run 'clip-backlog/nightly-backlog'`", file=sys.stderr)
+    if not created:
+        print(f"job {job_id} with the same video and parameters is already queued or "
+              "running; not queued again (--allow-duplicate to force)", file=sys.stderr)
+    else:
+        print(f"queued job {job_id} (priority {args.priority}); it runs with the nightly "
+              "backlog or `prefect deployment run 'clip-backlog/nightly-backlog'`",
+              file=sys.stderr)
     print(job_id)
     return 0
 
@@ -190,6 +173,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--out", required=True, help="output folder (edl.json, highlights.mp4)")
     e.add_argument("--target-seconds", type=float, default=60.0,
                    help="reel length (default 60)")
+    e.add_argument("--clips", type=int, default=0, metavar="N",
+                   help="N separate clips instead of one reel")
     e.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
     e.add_argument("--no-render", action="store_true", help="write only the EDL")
     e.add_argument("--tonemap", action="store_true", help="tone-map HDR input to SDR BT.709")

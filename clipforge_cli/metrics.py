@@ -4,15 +4,15 @@ Serves ``/metrics`` from :data:`clipforge.metrics.REGISTRY` (default
 ``127.0.0.1:9464``, scraped by ``deployments/prometheus/prometheus.yml``) and every
 ``--interval`` seconds (15) refreshes, from PostgreSQL:
 
-- ``clipforge_queue_length`` (``clipforge.backlog.queue_length``),
+- ``clipforge_queue_length`` (``JobStore.queue_length``),
 - ``clipforge_last_job_finished_timestamp_seconds`` and
   ``clipforge_oldest_queued_job_timestamp_seconds`` (``ClipforgeBacklogStalled``).
 
 The endpoint comes up first and stays up while the database is unreachable (the gauges
 keep their last values; each new error is printed once to stderr), so Prometheus can
 tell "process down" (``up == 0``) from "database down". SIGTERM / SIGINT stop it
-cleanly (exit 0). Hooked into ``flows.cli`` with ``cli_metrics.register(sub)``; also
-runnable as ``python -m flows.cli_metrics [--port P] [--addr A]``.
+cleanly (exit 0). Hooked into ``clipforge_cli`` with ``cli_metrics.register(sub)``; also
+runnable as ``python -m clipforge_cli.metrics [--port P] [--addr A]``.
 """
 
 from __future__ import annotations
@@ -29,29 +29,6 @@ DEFAULT_PORT = 9464
 DEFAULT_ADDR = "127.0.0.1"
 DEFAULT_INTERVAL_S = 15.0
 
-_BACKLOG_TIMES_SQL = (
-    "SELECT extract(epoch FROM (SELECT max(finished_at) FROM video_job"
-    "                            WHERE finished_at IS NOT NULL)),"
-    "       extract(epoch FROM (SELECT min(created_at) FROM video_job"
-    "                            WHERE status = 'queued'))"
-)
-
-
-def backlog_times(store: Any) -> tuple[float | None, float | None]:
-    """``(newest finished_at, oldest queued created_at)`` as Unix seconds (None: none)."""
-
-    def work(conn: Any) -> tuple[float | None, float | None]:
-        with conn.cursor() as cur:
-            cur.execute(_BACKLOG_TIMES_SQL)
-            row = cur.fetchone()
-        if not row:
-            return None, None
-        return (float(row[0]) if row[0] is not None else None,
-                float(row[1]) if row[1] is not None else None)
-
-    return store.pool.run(work)
-
-
 class _Refresher:
     """Opens the job store lazily (retrying on the next tick) and refreshes the gauges."""
 
@@ -61,8 +38,8 @@ class _Refresher:
 
     def _open(self) -> Any:
         from clipforge.config import load_settings
-        from clipforge.services import ensure_services
         from clipforge.store import JobStore
+        from clipforge.supervise import ensure_services
 
         settings = load_settings()
         urls = ensure_services(settings)
@@ -78,13 +55,12 @@ class _Refresher:
     def refresh(self) -> bool:
         """One refresh; True when the gauges were updated."""
         from clipforge import metrics
-        from clipforge.backlog import queue_length
 
         try:
             if self._store is None:
                 self._store = self._open()
-            n = queue_length(self._store)
-            last_finished, oldest_queued = backlog_times(self._store)
+            n = self._store.queue_length()
+            last_finished, oldest_queued = self._store.backlog_times()
         except Exception as exc:  # keep serving; report each new error once
             msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
             if msg != self._last_error:

@@ -19,17 +19,6 @@ from clipforge.config import load_settings
 from clipforge.errors import ClipforgeError
 
 
-def _prepare_prefect_env(home: Path) -> None:
-    """Quiet, offline, private Prefect defaults; anything the user set wins."""
-    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
-
-
 def _fmt_time(s: float) -> str:
     m, sec = divmod(s, 60)
     return f"{int(m)}:{sec:06.3f}"
@@ -72,21 +61,53 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _run_request(request: Any) -> int:
-    from clipforge.progress import StderrReporter, set_reporter
+    """Run one job through the flow: its row first, then the engine, then the summary."""
+    from clipforge import jobs
+    from clipforge.progress import set_reporter
+    from clipforge_cli.prefect_env import prepare_prefect, quiet_expected_failures
+    from clipforge_cli.progress import make_reporter
 
     settings = load_settings()
-    _prepare_prefect_env(settings.home)
-    set_reporter(StderrReporter(total_stages=7 if request.render else 6))
     t0 = time.monotonic()
-    print("clipforge: starting the pipeline (Prefect) ...", file=sys.stderr)
-    from flows.clip import clip_video
-
+    # The job row exists before anything that can fail, the flow engine included.
+    recorder = jobs.JobRecorder(settings)
     try:
-        result = clip_video(request)
+        opened = recorder.open(request.model_dump(mode="json"),
+                               jobs.source_identity(request.video))
+    except BaseException:
+        recorder.close()
+        raise
+    request = request.model_copy(update={"job_id": opened.job_id})
+    try:
+        prepare_prefect(settings)
+        quiet_expected_failures()
+        rep = make_reporter(total_stages=7 if request.render else 6)
+        set_reporter(rep)
+        from flows.clip import clip_job
+
+        try:
+            result = clip_job(request)
+        finally:
+            close = getattr(rep, "close", None)
+            if close:
+                close()
     except ClipforgeError as exc:
+        if recorder.still_running():  # failed before the flow could record it
+            recorder.fail(exc, processing_seconds=time.monotonic() - t0)
         print(f"clipforge: failed: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
+    except BaseException as exc:
+        if recorder.still_running():
+            recorder.fail(exc, processing_seconds=time.monotonic() - t0)
+        raise
+    finally:
+        recorder.close()
     total = time.monotonic() - t0
+    _print_summary(request, result, total)
+    return 0
+
+
+def _print_summary(request: Any, result: Any, total: float) -> None:
     print()
     print(f"Highlights for {request.prompt!r} in {Path(request.video).name}:")
     for h in result.highlights[:5]:
@@ -107,7 +128,6 @@ def _run_request(request: Any) -> int:
         f"(processing_time / source_duration = {result.realtime_ratio:.3f}{cached}{resumed}); "
         f"wall time incl. start-up {total:.1f} s"
     )
-    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -115,9 +135,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from clipforge.evaluate import summary, table
     from clipforge.progress import StderrReporter, set_reporter
+    from clipforge_cli.prefect_env import prepare_prefect, quiet_expected_failures
 
     settings = load_settings()
-    _prepare_prefect_env(settings.home)
+    prepare_prefect(settings)
+    quiet_expected_failures()
     truth = Path(args.truth)
     if not truth.is_file():
         print(f"clipforge: {truth}: no such truth file", file=sys.stderr)
@@ -144,8 +166,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _store() -> Any:
-    from clipforge.services import ensure_services
     from clipforge.store import JobStore
+    from clipforge.supervise import ensure_services
 
     settings = load_settings()
     urls = ensure_services(settings)
@@ -187,18 +209,23 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_services(args: argparse.Namespace) -> int:
-    from clipforge import services
+    from clipforge import supervise
+    from clipforge.supervise import prefect_stack
 
     settings = load_settings()
     if args.action == "start":
-        urls = services.ensure_services(settings)
+        urls = supervise.ensure_services(settings)
         print(f"database: {urls.database_url}\nredis:    {urls.redis_url}")
-    elif args.action == "stop":
-        stopped = services.stop_services(settings)
+    elif args.action == "stop":  # the Prefect server (and workers) first: they use the database
+        stopped = prefect_stack.down(settings) + supervise.stop_services(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     else:
-        for name, state in services.services_status(settings).items():
+        for name, state in supervise.services_status(settings).items():
             print(f"{name}: {state}")
+        prefect = prefect_stack.status(settings)
+        running = "running" if prefect.get("server_running") else "stopped"
+        print(f"prefect-server: {running}"
+              + (f" ({prefect['api_url']})" if running == "running" else ""))
     return 0
 
 
@@ -240,11 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tonemap", action="store_true", help="accept HDR (it will be tone-mapped)")
     pr.set_defaults(func=cmd_probe)
 
-    s = sub.add_parser("services", help="private PostgreSQL/Redis under CLIPFORGE_HOME")
+    s = sub.add_parser("services", help="private PostgreSQL, Redis and Prefect server under "
+                       "CLIPFORGE_HOME")
     s.add_argument("action", choices=["start", "stop", "status"])
     s.set_defaults(func=cmd_services)
 
-    from flows import cli_metrics, cli_ops
+    from clipforge_cli import metrics as cli_metrics
+    from clipforge_cli import ops as cli_ops
 
     cli_ops.register(sub)
     cli_metrics.register(sub)

@@ -8,24 +8,27 @@ prefect.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from clipforge.config import Settings
 from clipforge.errors import ServiceError
+from clipforge.supervise.paths import REPO_ROOT
+from clipforge.supervise.proc import LOOPBACK, pid_alive, port_free, read_pid, wait_gone, wait_http
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 PROM_CONFIG = REPO / "deployments" / "prometheus" / "prometheus.yml"
 PROMETHEUS_PORT = 9090
 PUSHGATEWAY_PORT = 9091
 METRICS_PORT = 9464  # the scrape targets in prometheus.yml
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0
 
 
 def _dir(settings: Settings) -> Path:
@@ -34,39 +37,10 @@ def _dir(settings: Settings) -> Path:
     return d
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise ServiceError(f"{url} did not answer within {timeout:g} s; see the logs under "
-                       "CLIPFORGE_HOME/metrics/")
+def _running(pid_file: Path) -> int | None:
+    """The pid recorded in ``pid_file`` if that process still runs."""
+    pid = read_pid(pid_file)
+    return pid if pid_alive(pid) else None
 
 
 def _binary(name: str, package: str) -> str:
@@ -82,33 +56,38 @@ def start(settings: Settings) -> dict[str, str]:
     d = _dir(settings)
     procs = {
         "pushgateway": ([_binary("prometheus-pushgateway", "prometheus-pushgateway"),
-                         f"--web.listen-address=127.0.0.1:{PUSHGATEWAY_PORT}",
+                         f"--web.listen-address={LOOPBACK}:{PUSHGATEWAY_PORT}",
                          f"--persistence.file={d / 'pushgateway.db'}"],
                         PUSHGATEWAY_PORT, "/-/ready"),
-        "metrics": ([sys.executable, "-m", "flows.cli_metrics", "--port", str(METRICS_PORT)],
+        "metrics": ([sys.executable, "-m", "clipforge_cli.metrics", "--port", str(METRICS_PORT)],
                     METRICS_PORT, "/metrics"),
         "prometheus": ([_binary("prometheus", "prometheus"), f"--config.file={PROM_CONFIG}",
                         f"--storage.tsdb.path={d / 'prometheus-data'}",
-                        f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"],
+                        f"--web.listen-address={LOOPBACK}:{PROMETHEUS_PORT}"],
                        PROMETHEUS_PORT, "/-/ready"),
     }
     env = {**os.environ, "CLIPFORGE_HOME": str(Path(settings.home).expanduser())}
     for name, (argv, port, ready) in procs.items():
         pid_file = d / f"{name}.pid"
-        if _read_pid(pid_file) is None:
-            if not _port_free(port):
-                raise ServiceError(f"port 127.0.0.1:{port} for {name} is taken by another "
+        pid = _running(pid_file)
+        if pid is None:
+            if not port_free(port):
+                raise ServiceError(f"port {LOOPBACK}:{port} for {name} is taken by another "
                                    "process; stop it, then run `clipforge up --metrics` again")
             with (d / f"{name}.log").open("ab") as log:
                 proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log,  # noqa: S603
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True)
             pid_file.write_text(str(proc.pid))
-        _wait_http(f"http://127.0.0.1:{port}{ready}")
+            pid = proc.pid
+        url = f"http://{LOOPBACK}:{port}{ready}"
+        if not wait_http(url, READY_TIMEOUT_S, alive=functools.partial(pid_alive, pid)):
+            raise ServiceError(f"{url} ({name}) did not answer within {READY_TIMEOUT_S:g} s; "
+                               f"see {d / (name + '.log')}")
     return {
-        "prometheus_url": f"http://127.0.0.1:{PROMETHEUS_PORT}",
-        "pushgateway_url": f"http://127.0.0.1:{PUSHGATEWAY_PORT}",
-        "metrics_url": f"http://127.0.0.1:{METRICS_PORT}/metrics",
+        "prometheus_url": f"http://{LOOPBACK}:{PROMETHEUS_PORT}",
+        "pushgateway_url": f"http://{LOOPBACK}:{PUSHGATEWAY_PORT}",
+        "metrics_url": f"http://{LOOPBACK}:{METRICS_PORT}/metrics",
     }
 
 
@@ -118,14 +97,13 @@ def stop(settings: Settings) -> list[str]:
     stopped = []
     for name in ("prometheus", "metrics", "pushgateway"):
         pid_file = d / f"{name}.pid"
-        pid = _read_pid(pid_file)
+        pid = _running(pid_file)
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if not wait_gone(pid, timeout=STOP_TIMEOUT_S):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             stopped.append(name)
         pid_file.unlink(missing_ok=True)
     return stopped
