@@ -88,3 +88,9 @@ class ServiceError(ClipforgeError):
 class BudgetExceeded(ClipforgeError):
     code = "budget_exceeded"
     exit_code = 4
+
+
+class ExportError(InputError):
+    """An editor hand-off (OTIO / XML) could not be written from an EDL."""
+
+    code = "export_failed"
