@@ -94,3 +94,22 @@ class ExportError(InputError):
     """An editor hand-off (OTIO / XML) could not be written from an EDL."""
 
     code = "export_failed"
+
+
+class FeedbackImportError(InputError):
+    """An analytics export that cannot be imported; nothing was written.
+
+    ``problems`` lists ``(row, reason)``: the CSV line number (header = line 1) or the
+    JSON item number (from 1), 0 for the file as a whole.
+    """
+
+    code = "feedback_import"
+
+    def __init__(self, source: str, problems: list[tuple[int, str]]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        shown = "; ".join(f"row {n}: {why}" if n else why for n, why in self.problems[:20])
+        more = f" (and {len(self.problems) - 20} more)" if len(self.problems) > 20 else ""
+        super().__init__(
+            f"{source}: {len(self.problems)} problem(s), nothing imported: {shown}{more}. "
+            "Remedy: fix those rows (or remove them) and import the file again.")

@@ -202,3 +202,32 @@ def set_backlog_times(last_finished: float | None, oldest_queued: float | None) 
                           else 0)
     OLDEST_QUEUED_JOB.set(oldest_queued if oldest_queued and math.isfinite(oldest_queued)
                           else 0)
+
+
+# Appended for the feedback loop (clipforge.feedback.learn): set after each retrain and by
+# the long-lived `clipforge metrics` process from scoring_weights.
+SCORING_WEIGHTS_VERSION = Gauge(
+    "clipforge_scoring_weights_version",
+    "Version of the score weights in force (0: the shipped defaults).", registry=REGISTRY,
+)
+SCORING_HELDOUT_SPEARMAN = Gauge(
+    "clipforge_scoring_heldout_spearman",
+    "Held-out Spearman rank correlation of the newest weight candidate with the "
+    "normalised outcomes, by which weights: candidate or baseline (the weights it had to "
+    "beat).",
+    ["weights"], registry=REGISTRY,
+)
+SCORING_SAMPLES = Gauge(
+    "clipforge_scoring_samples", "Clips with an imported outcome (learning samples).",
+    registry=REGISTRY,
+)
+
+
+def set_feedback(version: int, samples: int, heldout: float | None,
+                 baseline: float | None) -> None:
+    """Record the feedback loop's state (None correlations are left unset)."""
+    SCORING_WEIGHTS_VERSION.set(max(0, version))
+    SCORING_SAMPLES.set(max(0, samples))
+    for label, value in (("candidate", heldout), ("baseline", baseline)):
+        if value is not None and math.isfinite(value):
+            SCORING_HELDOUT_SPEARMAN.labels(weights=label).set(value)
