@@ -20,7 +20,8 @@ export HF_HUB_OFFLINE := 1
 
 install: $(STAMP)
 
-# System packages: FFmpeg (with zscale/loudnorm), Redis, PostgreSQL 15 server binaries,
+# System packages: FFmpeg (with zscale/loudnorm, libass), the Inter caption font, Redis,
+# PostgreSQL 15 server binaries,
 # Prometheus (promtool checks the alert rules and dashboards) and its Pushgateway.
 system-deps:
 	@missing=""; \
@@ -29,6 +30,7 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	[ -d /usr/share/fonts/opentype/inter ] || missing="$$missing fonts-inter"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \

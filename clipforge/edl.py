@@ -106,6 +106,23 @@ class ClipRef(_Strict):
     segment: int = Field(ge=0)
 
 
+class EdlWord(_Strict):
+    """A transcript word inside the segments, in source seconds (rounded to 1e-6), so
+    captions and sidecars can be exported from ``edl.json`` without re-analysis."""
+
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+    text: str
+
+
+class EdlCaptions(_Strict):
+    """How captions are delivered: ``burn`` (libass, plus sidecars), ``sidecar`` (SRT/VTT
+    only) or ``off``; ``style`` names a preset in ``clipforge/presets/captions.json``."""
+
+    mode: Literal["burn", "sidecar", "off"] = "sidecar"
+    style: str = "default"
+
+
 class Edl(_Strict):
     version: Literal["1"] = "1"
     source: EdlSource
@@ -120,6 +137,13 @@ class Edl(_Strict):
         default_factory=list,
         description="Empty: the segments form one reel. Otherwise each entry is a separate "
         "clip, best first.",
+    )
+    words: list[EdlWord] = Field(
+        default_factory=list,
+        description="Transcript words inside the segments (source time), for captions.",
+    )
+    captions: EdlCaptions | None = Field(
+        default=None, description="Caption settings; absent in EDLs written before captions."
     )
 
     @model_validator(mode="after")
