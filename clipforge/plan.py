@@ -15,12 +15,17 @@ def fps_str(fps: Fraction) -> str:
     return f"{fps.numerator}" if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
 
 
-def segments_from_picks(picks: list[Pick]) -> list[tuple[int, int]]:
-    """Chronological cut ranges; picks that touch or overlap become one segment."""
+MERGE_GAP_US = 500_000  # picks closer than this become one segment (no needless cut)
+
+
+def segments_from_picks(picks: list[Pick], merge_gap_us: int = MERGE_GAP_US
+                        ) -> list[tuple[int, int]]:
+    """Chronological cut ranges; picks that overlap, touch or lie closer than
+    ``merge_gap_us`` become one segment (the short stretch between them is kept)."""
     ranges = sorted((p.cut_in_us, p.cut_out_us) for p in picks)
     merged: list[list[int]] = []
     for start, end in ranges:
-        if merged and start <= merged[-1][1]:
+        if merged and start - merged[-1][1] < merge_gap_us:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
@@ -67,6 +72,9 @@ def build_edl(
     else:
         ranges = segments_from_picks(picks)
     segments = [Segment(source_in=us_to_s(a), source_out=us_to_s(b)) for a, b in ranges]
+    short = next((p.short_reason for p in picks if p.short_reason), "")
+    if short:  # the reel is under its target: say why, next to the settings
+        selection = {**selection, "short_reason": short}
     return Edl(
         source=EdlSource(
             uri=Path(source_path).resolve().as_uri(),

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from . import cutpoints, edges
 from .errors import NoHighlightsError
 from .signals import AudioSignals
 from .text import STOP_WORDS, Sentence, prompt_keywords, split_sentences, stem, tokens
@@ -51,6 +52,7 @@ KEYWORD_FULL_DENSITY = 0.2
 SEMANTIC_FLOOR = 0.1
 SEMANTIC_SPAN = 0.5
 MIN_TEXT_RELEVANCE = 0.05
+FILL_FLOOR = 0.3  # absolute text relevance every pick after the first must reach
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class SelectionParams:
     tail_pad_us: int = 100_000
     min_relative: float = 0.35
     clips: int = 0  # 0: one reel filling target_us; N: the N best separate clips
+    fill_floor: float = FILL_FLOOR
+    frame_rate: str = ""  # source video frame rate ("30000/1001"); "" = no frame grid
 
     def to_json(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -136,6 +140,7 @@ class Pick:
     candidate: Candidate
     cut_in_us: int
     cut_out_us: int
+    short_reason: str = field(default="", compare=False)  # why the reel is under target
 
 
 def make_chunks(duration_us: int, chunk_us: int, overlap_us: int) -> list[Chunk]:
@@ -172,6 +177,8 @@ class Context:
     visual: Any | None  # clipforge.visual.VisualTrack or None
     rate_ref: float  # the source's 95th-percentile speech rate (words/s)
     image_text_vec: np.ndarray | None = None  # the prompt in the image-text model's space
+    relevance: tuple[float, ...] = ()  # per sentence: 1-(1-keyword)(1-semantic) on its own
+    topic: tuple[int, ...] = ()  # per sentence: topic number (TextTiling; all 0 without)
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -248,24 +255,45 @@ def chunk_candidates(ctx: Context, chunk: Chunk, params: SelectionParams) -> lis
               if s.start_us >= chunk.start_us and s.end_us <= chunk.end_us]
     out: list[Candidate] = []
     for i, first in enumerate(inside):
+        emitted = False
         for j in range(i, len(inside)):
             last = inside[j]
             span = last.end_us - first.start_us
             if span > params.max_clip_us:
                 break
+            crossed = _topic(ctx, last.index) != _topic(ctx, first.index)
+            if crossed and emitted:
+                break  # a window never crosses a topic change ...
             if span < params.min_clip_us:
+                continue
+            if _trimmable(ctx, inside[i : j + 1], params):
                 continue
             c = _score(ctx, first, last, inside[i : j + 1], chunk)
             if c is not None:
                 out.append(c)
+            emitted = True
+            if crossed:
+                break  # ... unless its topic is shorter than min_clip: then just reach it
     return out
+
+
+def _topic(ctx: Context, sentence: int) -> int:
+    return ctx.topic[sentence] if ctx.topic else 0
+
+
+def _trimmable(ctx: Context, sents: list[Sentence], params: SelectionParams) -> bool:
+    return edges.trimmable(ctx.relevance, sents, params.min_clip_us)
 
 
 def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignals,
                   prompt: str, prompt_vec: np.ndarray | None, visual: Any | None = None,
                   image_text_vec: np.ndarray | None = None) -> Context:
-    return Context(transcript, text, audio, frozenset(prompt_keywords(prompt)), prompt_vec,
-                   visual, _speech_rate_ref(text), image_text_vec)
+    keywords = frozenset(prompt_keywords(prompt))
+    return Context(transcript, text, audio, keywords, prompt_vec,
+                   visual, _speech_rate_ref(text), image_text_vec,
+                   edges.sentence_relevance(text.sentences, text.stems, text.embeddings,
+                                            keywords, prompt_vec),
+                   edges.sentence_topics(text.sentences, text.embeddings))
 
 
 def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:
@@ -282,6 +310,21 @@ def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:
 
 def merge(cands: list[Candidate], params: SelectionParams) -> list[Candidate]:
     """The deterministic merge rule (see the module docstring). Ranked best first."""
+    return merge_with_reason(cands, params)[0]
+
+
+def _text_of(c: Candidate) -> float:
+    ev = dict(c.evidence)
+    return float(ev["text"]) if "text" in ev else 1.0
+
+
+def merge_with_reason(cands: list[Candidate], params: SelectionParams
+                      ) -> tuple[list[Candidate], str]:
+    """:func:`merge`, plus why a reel stays under its target ("" when it does not).
+
+    Every pick after the first must also reach ``fill_floor`` in absolute text relevance
+    (the first only needs ``MIN_TEXT_RELEVANCE``), so a reel never pads with moments
+    that do not answer the prompt; it is shorter instead."""
     unique: dict[tuple[int, int], Candidate] = {}
     for c in cands:
         key = (c.start_us, c.end_us)
@@ -289,49 +332,64 @@ def merge(cands: list[Candidate], params: SelectionParams) -> list[Candidate]:
             unique[key] = c
     ordered = sorted(unique.values(), key=lambda c: (-c.score, c.start_us, c.end_us))
     if not ordered or ordered[0].score <= 0:
-        return []
+        return [], ""
     floor = ordered[0].score * params.min_relative
     picked: list[Candidate] = []
     total = 0
+    too_long = False
     for c in ordered:
         if c.score <= 0 or c.score < floor:
             break
+        if picked and _text_of(c) < params.fill_floor:
+            continue
         if any(c.start_us < p.end_us and p.start_us < c.end_us for p in picked):
             continue
         length = c.end_us - c.start_us
         if params.clips:
             picked.append(c)
             if len(picked) >= params.clips:
-                break
+                return picked, ""
             continue
         if picked and total + length > params.target_us:
+            too_long = True
             continue
         picked.append(c)
         total += length
         if total >= params.target_us:
-            break
-    return picked
+            return picked, ""
+    want = f"{params.clips} clips" if params.clips else f"{params.target_us / 1e6:g} s"
+    got = f"{len(picked)} clips" if params.clips else f"{total / 1e6:.1f} s"
+    if too_long:
+        why = "the other passages that answer the prompt are longer than the time left"
+    else:
+        why = (f"no other passage answers the prompt (text relevance >= "
+               f"{params.fill_floor:g} and score >= {params.min_relative:g} x the best)")
+    return picked, f"{got} of {want}: {why}"
 
 
 def snap_cuts(picks: list[Candidate], words: tuple[Word, ...], duration_us: int,
-              params: SelectionParams) -> list[Pick]:
-    """Cut points in the silence around each pick: never inside a word.
-
-    The in-point is ``lead_pad`` before the first word, but no earlier than the middle of
-    the gap after the previous word; the out-point mirrors it with ``tail_pad``.
+              params: SelectionParams, fine_db: np.ndarray | None = None,
+              short_reason: str = "") -> list[Pick]:
+    """Cut points in the quiet around each pick (:mod:`clipforge.cutpoints`): at the
+    acoustic minimum of the gap before the first word / after the last, never inside a
+    word, never past the middle of the gap. Without an envelope: ``lead_pad`` before the
+    first word and ``tail_pad`` after the last (still bounded by the gap's middle).
     """
+    env = fine_db if fine_db is not None else np.zeros(0, np.float32)
+    fps = cutpoints.parse_rate(params.frame_rate)
     out: list[Pick] = []
     for c in picks:
-        prev_end = words[c.first_word - 1].end_us if c.first_word > 0 else 0
+        prev_end = max((w.end_us for w in words[: c.first_word]), default=0)
         has_next = c.last_word + 1 < len(words)
         next_start = words[c.last_word + 1].start_us if has_next else duration_us
         first_start = words[c.first_word].start_us
         last_end = max(w.end_us for w in words[c.first_word : c.last_word + 1])
-        mid_before = (prev_end + first_start) // 2 if prev_end < first_start else first_start
-        mid_after = (last_end + next_start) // 2 if next_start > last_end else last_end
-        cut_in = max(0, first_start - params.lead_pad_us, mid_before)
-        cut_out = min(duration_us, last_end + params.tail_pad_us, mid_after)
-        out.append(Pick(c, cut_in, max(cut_out, cut_in + 1)))
+        cut_in = cutpoints.cut_in(env, prev_end, first_start, lead_pad_us=params.lead_pad_us,
+                                  fps=fps)
+        cut_out = min(duration_us, cutpoints.cut_out(env, last_end, next_start,
+                                                     tail_pad_us=params.tail_pad_us, fps=fps,
+                                                     has_next=has_next))
+        out.append(Pick(c, cut_in, max(cut_out, cut_in + 1), short_reason))
     return out
 
 
@@ -351,7 +409,7 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
             f"{source or 'the source'}: no speech was recognised, so nothing can answer the "
             "prompt. Check that the file has spoken audio (`clipforge probe FILE`)."
         )
-    picked = merge(candidates(ctx, params) + list(extra or []), params)
+    picked, short = merge_with_reason(candidates(ctx, params) + list(extra or []), params)
     if not picked:
         raise NoHighlightsError(
             f"{source or 'the source'}: nothing said in clips of "
@@ -360,7 +418,7 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
             "clips with a larger --target-seconds."
         )
     duration = max(ctx.transcript.duration_us, ctx.transcript.words[-1].end_us)
-    return snap_cuts(picked, ctx.transcript.words, duration, params)
+    return snap_cuts(picked, ctx.transcript.words, duration, params, ctx.audio.fine_db, short)
 
 
 def chunk_texts(ctx: Context, params: SelectionParams) -> list[tuple[Chunk, Any]]:

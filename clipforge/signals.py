@@ -17,7 +17,7 @@ sources.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,21 @@ from .audio import ENERGY_HOP_S, SAMPLE_RATE, EnergyTrack, cell_db, energy_from_
 from .timeutil import US_PER_S
 
 GRID_HOP_US = int(round(ENERGY_HOP_S * US_PER_S))  # the one time grid of every signal
+FINE_HOP = SAMPLE_RATE // 100  # 10 ms: the short-window envelope for cut points
+FINE_HOP_US = 10_000
+
+
+def fine_envelope(y: np.ndarray) -> np.ndarray:
+    """RMS dBFS per 10 ms frame (a partial tail frame over its real samples), float32."""
+    n = y.size
+    if n == 0:
+        return np.zeros(0, np.float32)
+    whole = (n // FINE_HOP) * FINE_HOP
+    y64 = y.astype(np.float64)
+    power = (y64[:whole] ** 2).reshape(-1, FINE_HOP).mean(axis=1) if whole else np.zeros(0)
+    if n > whole:
+        power = np.concatenate([power, [float(np.mean(y64[whole:] ** 2))]])
+    return (10.0 * np.log10(np.maximum(power, 1e-12))).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +47,10 @@ class AudioSignals:
     energy: EnergyTrack
     bursts: tuple[float, ...]
     pitch_var: tuple[float, ...]
+    # 10 ms RMS level in dBFS (float32, one value per FINE_HOP samples) from the same
+    # decode: where a cut can go quiet (see clipforge.cutpoints). Empty when not measured.
+    fine_db: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32),
+                                compare=False)
 
     @property
     def hop_us(self) -> int:
@@ -84,6 +103,7 @@ class AudioAccumulator:
         self._db: list[np.ndarray] = []
         self._bursts: list[np.ndarray] = []
         self._pitch: list[np.ndarray] = []
+        self._fine: list[np.ndarray] = []
 
     def feed(self, block: np.ndarray) -> None:
         data = np.concatenate([self._carry, block]) if self._carry.size else block
@@ -106,6 +126,7 @@ class AudioAccumulator:
             energy=energy_from_db(db, self.hop_us),
             bursts=tuple(round(float(v), 4) for v in _robust_unit(bursts)),
             pitch_var=tuple(round(float(v), 4) for v in _robust_unit(pitch)),
+            fine_db=np.concatenate(self._fine) if self._fine else np.zeros(0, np.float32),
         )
 
     def _process(self, y: np.ndarray) -> None:
@@ -137,6 +158,7 @@ class AudioAccumulator:
         self._db.append(db)
         self._bursts.append(bursts)
         self._pitch.append(pitch)
+        self._fine.append(fine_envelope(y))  # y is whole seconds except the last: aligned
 
 
 def audio_signals(samples: np.ndarray, *, hop_s: float = ENERGY_HOP_S,
