@@ -74,3 +74,15 @@ class ServiceError(ClipforgeError):
 class BudgetExceeded(ClipforgeError):
     code = "budget_exceeded"
     exit_code = 4
+
+
+class AspectError(InputError):
+    """``--aspect`` is not one of the supported values (see ``clipforge.reframe.aspect``)."""
+
+    code = "bad_aspect"
+
+
+class LayoutError(InputError):
+    """``--layout`` is not one of auto, track, static, split, fit."""
+
+    code = "bad_layout"
