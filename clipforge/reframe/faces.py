@@ -46,7 +46,8 @@ _CASCADES: dict[str, cv2.CascadeClassifier] = {}
 
 def _cascade(name: str) -> cv2.CascadeClassifier:
     if name not in _CASCADES:  # loaded on first use, not at import
-        c = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades)  # type: ignore[attr-defined] / name))
+        folder = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
+        c = cv2.CascadeClassifier(str(folder / name))
         if c.empty():
             raise RuntimeError(f"OpenCV cascade {name} did not load")
         _CASCADES[name] = c
