@@ -69,5 +69,7 @@ def output_size(aspect: str, src_w: int | None = None, src_h: int | None = None,
         cw, ch = crop_size(src_w, src_h, aspect)
     if cw <= std_w and ch <= std_h:
         return cw, ch
+    if cw >= std_w and ch >= std_h:  # the even-rounded crop differs from the aspect by < 0.2 %
+        return std_w, std_h
     scale = min(Fraction(std_w, cw), Fraction(std_h, ch))
     return _even(cw * scale), _even(ch * scale)

@@ -7,7 +7,9 @@ Per face sample the subject position (or None), then:
 2. the goal moves only when the median leaves the dead zone (``dead_zone`` x crop
    width around the goal) for ``confirm`` samples in a row; it then re-centres on the
    subject. A confirmed move larger than ``jump`` x crop width is a hard cut at the
-   first sample of the move; so are the ``hard_cuts`` passed in (speaker changes);
+   first sample of the move; so are the ``hard_cuts`` passed in (speaker changes).
+   For ``settle_s`` after the shot starts the goal holds: the snap is not followed by a
+   pan;
 3. per output frame a critically damped spring (smoothing time ``smooth_s``, speed
    limit ``max_speed`` crop widths per second) follows the goal; a hard cut sets the
    position and zeroes the velocity.
@@ -33,6 +35,7 @@ class CameraSettings:
     confirm: int = 2  # samples a move must persist before it counts
     jump: float = 0.5  # of the crop width: a confirmed move this large is a hard cut
     hold_s: float = 1.5  # a speaker choice is held at least this long
+    settle_s: float = 0.5  # after a shot starts the snapped crop holds this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ def running_median(values: Sequence[float], n: int) -> list[float]:
 
 
 def goals(times_us: Sequence[int], targets: Sequence[float], crop_w: float, lo: float,
-          hi: float, s: CameraSettings, hard_cuts_us: Sequence[int] = (),
+          hi: float, s: CameraSettings, hard_cuts_us: Sequence[int] = (), t0_us: int = 0,
           ) -> tuple[list[float], list[int], bool]:
     """Goal per sample (dead zone + confirmation) and the hard-cut times."""
     dz, jump = s.dead_zone * crop_w, s.jump * crop_w
@@ -87,7 +90,7 @@ def goals(times_us: Sequence[int], targets: Sequence[float], crop_w: float, lo: 
         while (i + run < n and run < s.confirm
                and abs(min(hi, max(lo, targets[i + run])) - goal) > dz):
             run += 1
-        if run >= s.confirm:
+        if run >= s.confirm and times_us[i] >= t0_us + int(s.settle_s * 1_000_000):
             new = min(hi, max(lo, targets[i + run - 1]))
             if abs(new - goal) > jump and abs(m - goal) > jump:
                 cuts.append(times_us[i])
@@ -135,7 +138,7 @@ def follow(times_us: Sequence[int], targets: Sequence[float | None], t0_us: int,
         centre = round((lo + hi) / 2, 4)
         return CameraPath(t0_us, fps, (centre,) * n_frames, (), False)
     med = running_median(filled, settings.median)
-    g, cuts, moved = goals(times_us, med, crop_w, lo, hi, settings, hard_cuts_us)
+    g, cuts, moved = goals(times_us, med, crop_w, lo, hi, settings, hard_cuts_us, t0_us)
     goal_at: list[float] = []
     cut_at: list[bool] = []
     j = 0
