@@ -4,7 +4,9 @@
 chain: frames come in at the source's frame size (auto-rotated by FFmpeg, possibly with
 non-square pixels), PTS starting at 0 = the segment's ``source_in``; they leave at
 ``out_w x out_h`` with square pixels (``setsar=1``), unlabelled, so the chain continues
-with ``,zscale=...``. The crop position is a piecewise-linear expression of ``t``
+with ``,setparams=...,zscale=...``. Insert it after the CFR ``fps`` step and BEFORE the
+colour-tagging ``setparams`` (split/overlay/vstack drop the tags; zscale needs them).
+The crop position is a piecewise-linear expression of ``t``
 (``x0 + sum slope_i * clip(t - t_i, 0, dt_i)``: flat, no nesting), with ``exact=1``.
 Keyframes are in display pixels; the crop works on the incoming frame, so display
 coordinates are scaled by ``frame_w / display_w`` (non-square pixels).
