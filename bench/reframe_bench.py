@@ -103,7 +103,8 @@ def figures(path: Path, label: str, two: bool = False) -> dict[str, float | str]
             "jitter": round(jitter, 3), "still": round(still, 3),
             "reversals_per_s": round(reversals, 3),
             "face_kept": round(kept / total, 3) if total else float("nan"),
-            "cut_snap_frames": str(snaps), "analysis_cpu_x": round(cpu / (info.duration_us / 1e6), 3),
+            "cut_snap_frames": str(snaps),
+            "analysis_cpu_x": round(cpu / (info.duration_us / 1e6), 3),
             "analysis_wall_x": round(wall / (info.duration_us / 1e6), 3)}
 
 
@@ -118,7 +119,8 @@ def render_speed(src: Path, seconds: float, tmp: Path) -> tuple[float, float, fl
                      v.display_height, v.fps)
     frag = reframe_filter_steps(r, v.display_width, v.display_height, r.width, r.height, 0.0)
     times = []
-    for steps, (w, h) in ((f"{frag},", (r.width, r.height)), ("", (v.display_width, v.display_height))):
+    plain = (v.display_width, v.display_height)
+    for steps, (w, h) in ((f"{frag},", (r.width, r.height)), ("", plain)):
         g = (f"[0:v]setpts=PTS-STARTPTS,fps={v.fps},{steps}{TAGS},zscale=w={w}:h={h}:f=bicubic:"
              "p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p,setsar=1[v]")
         t0 = time.monotonic()
@@ -157,7 +159,8 @@ def main() -> None:
         ff("-i", str(src), "-filter_complex", f"[0:v]fps=2997/100,{frag},setsar=1[v]", "-map",
            "[v]", "-c:v", "libx264", "-preset", "veryfast", str(out))
         for t in (0.5, 2.5, 5.0, 8.5):
-            ff("-ss", str(t), "-i", str(out), "-frames:v", "1", str(RESULTS / f"reframe_stage_{t}s.png"))
+            ff("-ss", str(t), "-i", str(out), "-frames:v", "1",
+               str(RESULTS / f"reframe_stage_{t}s.png"))
             ff("-ss", str(t), "-i", str(src), "-frames:v", "1",
                str(RESULTS / f"reframe_stage_{t}s_source.png"))
     print(f"frame grabs: {RESULTS}/reframe_stage_*.png")
