@@ -85,12 +85,52 @@ class Effect(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class Keyframe(_Strict):
+    """One point of a crop path; the crop is linear in time between keyframes (a hard
+    cut is two keyframes 1 ms apart)."""
+
+    t: float = Field(ge=0, description="Source time, seconds (rounded to 1e-6).")
+    cx: float = Field(description="Crop centre x, source display pixels.")
+    cy: float = Field(description="Crop centre y, source display pixels.")
+    w: float = Field(gt=0, description="Crop width, source display pixels.")
+    h: float = Field(gt=0, description="Crop height, source display pixels.")
+
+
+class ReframeShot(_Strict):
+    start: float = Field(ge=0, description="Shot start within the segment, source seconds.")
+    end: float = Field(gt=0, description="Shot end, source seconds.")
+    layout: Literal["track", "static", "split", "fit"] = Field(
+        description="track: follow the subject; static: one crop; split: two stacked "
+        "crops (split_keyframes); fit: the whole frame over a blurred copy of itself.")
+
+
+class Reframe(_Strict):
+    """Vertical (or other aspect) reframing of one segment: the virtual camera as data."""
+
+    aspect: Literal["9:16", "4:5", "1:1", "16:9"] = Field(description="Output aspect.")
+    layout: Literal["track", "static", "split", "fit"] = Field(
+        description="The segment's main layout (the longest shot's); per shot in `shots`.")
+    width: int = Field(ge=2, description="Output width, px (even).")
+    height: int = Field(ge=2, description="Output height, px (even).")
+    cropped: bool = Field(default=True, description="False: the source already has the "
+                          "aspect and is only scaled.")
+    shots: list[ReframeShot] = Field(default_factory=list)
+    keyframes: list[Keyframe] = Field(
+        default_factory=list, description="Single-crop path over the whole segment "
+        "(used by track/static shots).")
+    split_keyframes: list[list[Keyframe]] = Field(
+        default_factory=list, description="Empty, or [top, bottom] crop paths (each "
+        "half the output height) used by split shots.")
+
+
 class Segment(_Strict):
     source_in: float = Field(ge=0)
     source_out: float = Field(gt=0)
     gain_db: float = Field(default=0.0, ge=-60, le=24)
     transition_in: Transition = Field(default_factory=Transition)
     effects: list[Effect] = Field(default_factory=list)
+    reframe: Reframe | None = Field(
+        default=None, description="Reframing to another aspect; None: the source aspect.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Segment:
@@ -169,7 +209,11 @@ class Edl(_Strict):
 
 def edl_to_bytes(edl: Edl) -> bytes:
     """Canonical serialisation: fixed field order, 2-space indent, trailing newline."""
-    return (json.dumps(edl.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n").encode()
+    data = edl.model_dump(mode="json")
+    for seg in data["segments"]:  # no reframing: the bytes of EDLs written before it existed
+        if seg.get("reframe") is None:
+            seg.pop("reframe", None)
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def load_edl(path: Path) -> Edl:

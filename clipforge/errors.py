@@ -113,3 +113,15 @@ class FeedbackImportError(InputError):
         super().__init__(
             f"{source}: {len(self.problems)} problem(s), nothing imported: {shown}{more}. "
             "Remedy: fix those rows (or remove them) and import the file again.")
+
+
+class AspectError(InputError):
+    """``--aspect`` is not one of the supported values (see ``clipforge.reframe.aspect``)."""
+
+    code = "bad_aspect"
+
+
+class LayoutError(InputError):
+    """``--layout`` is not one of auto, track, static, split, fit."""
+
+    code = "bad_layout"
