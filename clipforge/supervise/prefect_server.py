@@ -39,6 +39,7 @@ from clipforge.supervise.proc import (
     free_port,
     http_ok,
     locked,
+    pid_alive,
     port_free,
     read_json,
     read_pid,
@@ -251,7 +252,9 @@ def start_server(paths: Paths, settings: Settings, port: int, db_url: str,
     api_url = f"http://{local_host(listen)}:{port}/api"
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while not healthy(api_url):
-        if not is_prefect(pid, "server"):
+        # alive, not "is a prefect server": between fork and exec the child still shows
+        # its parent's command line, a window a loaded machine makes long
+        if not pid_alive(pid):
             try_waitpid(pid)
             raise ServiceError(
                 f"the Prefect server exited during start-up; log {paths.server_log}: "

@@ -72,7 +72,7 @@ from clipforge.supervise.prefect_server import (
     stop_workers,
     write_state,
 )
-from clipforge.supervise.proc import read_pid, try_waitpid
+from clipforge.supervise.proc import pid_alive, read_pid, try_waitpid
 from clipforge.supervise.services import ensure_services, stop_services
 
 # re-exported: callers and tests use them as ``prefect_stack.X``
@@ -178,7 +178,7 @@ def _wait_workers_ready(paths: Paths, pids: dict[int, int], api_url: str) -> boo
         if _work_pool_status(api_url) == "READY" and names <= online_workers(api_url):
             return True
         for index, pid in pids.items():
-            if not is_prefect(pid, "worker"):
+            if not pid_alive(pid):  # not is_prefect: see prefect_server.start_server
                 try_waitpid(pid)
                 log = paths.worker_files(index)[1]
                 raise ServiceError(f"Prefect worker {index} exited during start-up; log "
