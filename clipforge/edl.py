@@ -57,6 +57,10 @@ class Highlight(_Strict):
     score: float = Field(ge=0)
     text: str
     evidence: Evidence
+    clip_id: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{32}$",
+        description="Stable id of the clip (source sha256 + cut points + settings); also in "
+        "the rendered MP4's comment tag, so an uploaded file can be traced back.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Highlight:
