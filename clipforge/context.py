@@ -13,6 +13,7 @@ import numpy as np
 
 from . import semantic
 from .config import Settings
+from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights
 from .select import Context, TextAnalysis, build_context
 from .signals import AudioSignals
 from .transcribe import Transcript
@@ -35,7 +36,8 @@ def image_text_scorer(settings: Settings) -> Any | None:
 
 
 def prompt_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignals,
-                   prompt: str, settings: Settings, visual: Any | None = None) -> Context:
+                   prompt: str, settings: Settings, visual: Any | None = None,
+                   weights: ScoreWeights = DEFAULT_WEIGHTS) -> Context:
     """The selection context for ``prompt``: embeds it with the model the sentences were
     embedded with (none when the transcript has no sentences) and with the image-text
     model when one is configured."""
@@ -44,4 +46,4 @@ def prompt_context(transcript: Transcript, text: TextAnalysis, audio: AudioSigna
         prompt_vec = semantic.embed([prompt], settings.embedding_model)[0]
     scorer = image_text_scorer(settings)
     return build_context(transcript, text, audio, prompt, prompt_vec, visual,
-                         scorer.embed_text(prompt) if scorer else None)
+                         scorer.embed_text(prompt) if scorer else None, weights)

@@ -34,14 +34,19 @@ def file_sha256(path: str | Path) -> str:
 
 @cache
 def code_version(*modules: str) -> str:
-    """Hash of the named library modules' source (e.g. ``code_version("audio", "transcribe")``).
+    """Hash of the named library modules' or packages' source (e.g.
+    ``code_version("audio", "transcribe")``, ``code_version("reframe")``).
 
     Part of every cache key, so changing the code of a stage invalidates only that stage.
     """
     h = hashlib.sha256(__version__.encode())
     for name in sorted(modules):
         h.update(name.encode())
-        h.update((_PKG / f"{name}.py").read_bytes())
+        package = _PKG / name
+        files = sorted(package.glob("*.py")) if package.is_dir() else [_PKG / f"{name}.py"]
+        for path in files:  # a module, or every module of a package
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -38,6 +38,8 @@ import numpy as np
 
 from . import cutpoints, edges
 from .errors import NoHighlightsError
+from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights, factor
+from .feedback.weights import delivery as delivery_of
 from .signals import AudioSignals
 from .text import STOP_WORDS, Sentence, prompt_keywords, split_sentences, stem, tokens
 from .timeutil import s_to_us
@@ -179,6 +181,7 @@ class Context:
     image_text_vec: np.ndarray | None = None  # the prompt in the image-text model's space
     relevance: tuple[float, ...] = ()  # per sentence: 1-(1-keyword)(1-semantic) on its own
     topic: tuple[int, ...] = ()  # per sentence: topic number (TextTiling; all 0 without)
+    weights: ScoreWeights = DEFAULT_WEIGHTS  # the scoring weights in force (feedback loop)
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -187,11 +190,6 @@ def _speech_rate_ref(text: TextAnalysis) -> float:
         for s in text.sentences
     ]
     return float(np.percentile(rates, 95)) if rates else 1.0
-
-
-def _factor(delivery: float, visual: float | None) -> float:
-    """How it was said and what was on screen, as a multiplier of text relevance."""
-    return (0.6 + 0.4 * delivery) * (1.0 if visual is None else 0.85 + 0.15 * visual)
 
 
 def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
@@ -215,7 +213,8 @@ def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
     span_us = last.end_us - first.start_us
     rate = min(1.0, (len(window) / max(0.5, span_us / 1e6)) / max(ctx.rate_ref, 1e-6))
     d = ctx.audio.delivery(first.start_us, last.end_us)
-    delivery = 0.45 * d["audio_energy"] + 0.2 * d["bursts"] + 0.2 * d["pitch_var"] + 0.15 * rate
+    delivery = delivery_of({"energy": d["audio_energy"], "bursts": d["bursts"],
+                            "pitch_var": d["pitch_var"], "speech_rate": rate}, ctx.weights)
     evidence: list[tuple[str, float]] = [
         ("keyword", round(keyword, 6)), ("semantic", round(semantic, 6)),
         ("text", round(text, 6)), ("bursts", round(d["bursts"], 6)),
@@ -231,7 +230,7 @@ def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
             evidence.append(("image_text", round(it, 6)))
             v = 0.5 * v + 0.5 * it
         evidence.append(("visual", round(v, 6)))
-    score = text * _factor(delivery, v)
+    score = text * factor(delivery, v, ctx.weights)
     if text < MIN_TEXT_RELEVANCE:
         score = 0.0
     return Candidate(
@@ -287,13 +286,14 @@ def _trimmable(ctx: Context, sents: list[Sentence], params: SelectionParams) -> 
 
 def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignals,
                   prompt: str, prompt_vec: np.ndarray | None, visual: Any | None = None,
-                  image_text_vec: np.ndarray | None = None) -> Context:
+                  image_text_vec: np.ndarray | None = None,
+                  weights: ScoreWeights = DEFAULT_WEIGHTS) -> Context:
     keywords = frozenset(prompt_keywords(prompt))
     return Context(transcript, text, audio, keywords, prompt_vec,
                    visual, _speech_rate_ref(text), image_text_vec,
                    edges.sentence_relevance(text.sentences, text.stems, text.embeddings,
                                             keywords, prompt_vec),
-                   edges.sentence_topics(text.sentences, text.embeddings))
+                   edges.sentence_topics(text.sentences, text.embeddings), weights)
 
 
 def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:
@@ -458,7 +458,7 @@ def llm_candidates(ctx: Context, picks: list[tuple[Chunk, Any]],
             continue
         ev = dict(base.evidence)
         text = 1.0 - (1.0 - ev["text"]) * (1.0 - float(pick.relevance))
-        score = text * _factor(ev["delivery"], ev.get("visual"))
+        score = text * factor(ev["delivery"], ev.get("visual"), ctx.weights)
         ev.update(llm=round(float(pick.relevance), 6), text=round(text, 6))
         out.append(Candidate(
             start_us=base.start_us, end_us=base.end_us, first_word=base.first_word,

@@ -33,7 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         request = ClipRequest(
             video=args.video, prompt=args.prompt, out_dir=args.out,
             target_seconds=args.target_seconds, render=not args.no_render, tonemap=args.tonemap,
-            clips=args.clips,
+            clips=args.clips, aspect=args.aspect, layout=args.layout, captions=args.captions,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -120,6 +120,10 @@ def _print_summary(request: Any, result: Any, total: float) -> None:
         print(f"Reel:  {result.video_path} ({result.reel_duration_s:.1f} s)")
     for path in result.clip_paths:
         print(f"Clip:  {path}")
+    for path in result.files:
+        print(f"File:  {path}")
+    for note in result.notes:
+        print(f"Note:  {note}")
     cached = f", cached: {', '.join(result.cached_stages)}" if result.cached_stages else ""
     resumed = f", resumed after {result.resumed_from}" if result.resumed_from else ""
     print(
@@ -229,6 +233,18 @@ def cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--aspect, --layout and --captions (shared by run and enqueue)."""
+    p.add_argument("--aspect", default="source", metavar="A",
+                   help="9:16, 4:5, 1:1, 16:9 (a virtual camera follows the speaker) or "
+                   "source (default: the source's own framing)")
+    p.add_argument("--layout", default="auto",
+                   help="reframing per shot: auto (default), track, static, split or fit")
+    p.add_argument("--captions", choices=("burn", "sidecar", "off"), default=None,
+                   help="default: SRT/VTT sidecars always, burned in when the output is "
+                   "vertical")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clipforge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -243,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "one reel")
     r.add_argument("--no-render", action="store_true", help="write only the EDL")
     r.add_argument("--tonemap", action="store_true", help="tone-map HDR input to SDR BT.709")
+    add_output_options(r)
     r.set_defaults(func=cmd_run)
 
     e = sub.add_parser("eval", help="score the pipeline against a truth file's cases")
@@ -272,11 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["start", "stop", "status"])
     s.set_defaults(func=cmd_services)
 
+    from clipforge_cli import feedback, handoff
     from clipforge_cli import metrics as cli_metrics
     from clipforge_cli import ops as cli_ops
 
     cli_ops.register(sub)
     cli_metrics.register(sub)
+    handoff.register(sub)
+    feedback.register(sub)
     return p
 
 

@@ -97,7 +97,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         request = ClipRequest(
             video=args.video, prompt=args.prompt, out_dir=args.out,
             target_seconds=args.target_seconds, render=not args.no_render, tonemap=args.tonemap,
-            clips=args.clips,
+            clips=args.clips, aspect=args.aspect, layout=args.layout, captions=args.captions,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -176,6 +176,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--clips", type=int, default=0, metavar="N",
                    help="N separate clips instead of one reel")
     e.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    from clipforge_cli.main import add_output_options
+
+    add_output_options(e)
     e.add_argument("--no-render", action="store_true", help="write only the EDL")
     e.add_argument("--tonemap", action="store_true", help="tone-map HDR input to SDR BT.709")
     e.add_argument("--allow-duplicate", action="store_true",

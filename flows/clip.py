@@ -8,9 +8,11 @@ checkpoint in Redis and ``job_checkpoint`` after each stage, and a final status
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,23 @@ from prefect import flow
 from prefect.states import State
 
 from clipforge import metrics
+from clipforge.clip_store import ClipStore
 from clipforge.config import Settings, load_settings
 from clipforge.cost import JobBudget
+from clipforge.deliver import (
+    HANDOFF_FILES,
+    clip_settings,
+    finish_edl,
+    write_captions,
+    write_handoff,
+)
 from clipforge.edl import Edl, edl_to_bytes, load_edl
 from clipforge.errors import ClipforgeError, InputError
+from clipforge.feedback.record import clip_rows
 from clipforge.jobs import JobRecorder, asr_params, render_plan
 from clipforge.plan import build_edl
 from clipforge.progress import reporter
+from clipforge.reframe import parse_aspect
 from clipforge.render import output_format_for
 from clipforge.select import SCORE_RULE, SelectionParams
 from flows.params import ClipRequest, ClipResult, HighlightSummary
@@ -32,6 +44,7 @@ from flows.runners import task_runner_from_env
 from tasks.artifacts import publish as publish_artifacts
 from tasks.stages import (
     audio_analysis_task,
+    faces_task,
     identify_task,
     loudness_task,
     probe_task,
@@ -97,13 +110,28 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
              f"{len(text.sentences)} sentences" + (" (cached)" if hit else ""))
     recorder.stage("analysis_complete", time.monotonic() - t, {"cached": cached})
 
+    faces = None
+    if parse_aspect(request.aspect) is not None and info.video is not None:
+        t2 = time.monotonic()
+        rep.start("faces", f"virtual camera for {request.aspect}")
+        faces, hit = _result(faces_task(source, sha256, info.duration_us, return_state=True))
+        if hit:
+            cached.append("faces")
+        rep.done("faces", time.monotonic() - t2,
+                 f"{len(faces.times_us)} samples, {len(faces.cuts_us)} shot cuts"
+                 + (" (cached)" if hit else ""))
+
     t = time.monotonic()
     rep.start("select", repr(request.prompt))
     params = SelectionParams.for_target(request.target_seconds, request.clips,
                                         chunk_seconds=settings.chunk_seconds,
                                         overlap_seconds=settings.chunk_overlap_seconds)
+    if info.video is not None and info.video.fps > 0:  # cut on the source's frame grid
+        fps = Fraction(info.video.fps)
+        params = dataclasses.replace(params, frame_rate=f"{fps.numerator}/{fps.denominator}")
+    weights = ClipStore(recorder.store).weights_in_force()
     picks = select_task(transcript, text, audio_signals, request.prompt, params, source,
-                        settings, budget, visual_track)
+                        settings, budget, visual_track, weights)
     recorder.stage("highlights_generated", time.monotonic() - t, {"count": len(picks)})
     rep.done("select", time.monotonic() - t, f"{len(picks)} highlights")
 
@@ -126,12 +154,41 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
                    "rule": SCORE_RULE},
         clips=bool(request.clips),
     )
+    edl = finish_edl(edl, info=info, words=transcript.words, aspect=request.aspect,
+                     layout=request.layout, captions=request.captions, faces=faces,
+                     weights=weights)
     edl_path = out_dir / "edl.json"
     _write_atomic(edl_path, edl_to_bytes(edl))
+    write_handoff(edl, out_dir)
     recorder.stage("edl_written", time.monotonic() - t)
     rep.done("plan", time.monotonic() - t, str(edl_path))
 
     return edl, cached
+
+
+def _notes(edl: Edl) -> list[str]:
+    """What a person should know about the output beyond its highlights."""
+    notes = []
+    if edl.selection.get("short_reason"):
+        notes.append(f"reel shorter than asked: {edl.selection['short_reason']}")
+    frames = [s.reframe for s in edl.segments if s.reframe is not None]
+    if frames and not any(r.cropped for r in frames):
+        notes.append(f"the source already has the {frames[0].aspect} aspect: not cropped, "
+                     "only scaled")
+    return notes
+
+
+def _record_clips(recorder: JobRecorder, edl: Edl, request: ClipRequest,
+                  names: list[str]) -> None:
+    """Every rendered clip's identity and feature vector (the feedback loop's samples)."""
+    settings = clip_settings(edl, aspect=request.aspect, layout=request.layout,
+                             captions=edl.captions.mode if edl.captions else "off")
+    by_rank: dict[int, str] | str = (
+        {c.rank: name for c, name in zip(edl.clips, names, strict=True)} if edl.clips
+        else names[0])
+    ClipStore(recorder.store).record_clips(clip_rows(
+        edl, job_id=recorder.job_id, settings=settings, output_names=by_rank,
+        weights_version=int(edl.selection.get("weights_version", 0))))
 
 
 def _resumable_edl(recorder: JobRecorder, edl_path: Path, sha256: str) -> Edl | None:
@@ -212,8 +269,11 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
                 render_task(part, info, str(partial), settings, loudness)
                 os.replace(partial, out_dir / name)
                 videos.append(out_dir / name)
+            sidecars = write_captions(edl, out_dir)
+            _record_clips(recorder, edl, request, [v.name for v in videos])
             recorder.stage("rendered", time.monotonic() - t)
-            rep.done("render", time.monotonic() - t, ", ".join(str(v) for v in videos))
+            rep.done("render", time.monotonic() - t,
+                     ", ".join(str(v) for v in [*videos, *sidecars]))
 
         wall = time.monotonic() - started
         publish_artifacts(edl, source, job_id, wall)
@@ -228,6 +288,9 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
             wall_seconds=round(wall, 3),
             cached_stages=cached,
             resumed_from=recorder.resumed_from,
+            notes=_notes(edl),
+            files=[str(out_dir / n) for n in HANDOFF_FILES if (out_dir / n).is_file()]
+            + [str(p) for p in sorted(out_dir.glob("*.srt")) + sorted(out_dir.glob("*.vtt"))],
             highlights=[
                 HighlightSummary(rank=h.rank, start=h.start, end=h.end, score=h.score,
                                  text=h.text)
@@ -265,6 +328,9 @@ def clip_video(
     clips: int = 0,
     render: bool = True,
     tonemap: bool = False,
+    aspect: str = "source",
+    layout: str = "auto",
+    captions: str | None = None,
 ) -> ClipResult:
     """Cut highlights from a video for a prompt (the form in the Prefect UI).
 
@@ -275,7 +341,11 @@ def clip_video(
     clips: 0 for one reel; N for the N best moments as separate clips (shorts).
     render: off writes only the EDL.
     tonemap: tone-map HDR input to SDR BT.709.
+    aspect: 9:16, 4:5, 1:1, 16:9 (a virtual camera follows the speaker) or source.
+    layout: reframing per shot: auto, track, static, split or fit.
+    captions: burn, sidecar or off; empty: sidecar files, burned in when vertical.
     """
     return run_clip_job(ClipRequest(video=video, prompt=prompt, out_dir=out_dir,
                                     target_seconds=target_seconds, clips=clips,
-                                    render=render, tonemap=tonemap))
+                                    render=render, tonemap=tonemap, aspect=aspect,
+                                    layout=layout, captions=captions))

@@ -6,6 +6,8 @@ import unicodedata
 
 from pydantic import BaseModel, Field, field_validator
 
+CAPTION_MODES = ("burn", "sidecar", "off")
+
 
 class ClipRequest(BaseModel):
     """One clipping job: a source, a prompt, and where the EDL and reel go."""
@@ -24,6 +26,16 @@ class ClipRequest(BaseModel):
     )
     render: bool = Field(default=True, description="Render the video (off: EDL only).")
     tonemap: bool = Field(default=False, description="Tone-map HDR input to SDR BT.709.")
+    aspect: str = Field(
+        default="source",
+        description="Output aspect: 9:16, 4:5, 1:1, 16:9, or source (no reframing).")
+    layout: str = Field(
+        default="auto",
+        description="Reframing layout per shot: auto, track, static, split or fit.")
+    captions: str | None = Field(
+        default=None,
+        description="burn, sidecar or off. Empty: sidecar files always, burned in when the "
+        "output is vertical.")
     job_id: int | None = Field(
         default=None, ge=1,
         description="Run an existing job row (claimed from the backlog). Empty: a new job.",
@@ -37,6 +49,37 @@ class ClipRequest(BaseModel):
         v = " ".join(v.split())
         if not v:
             raise ValueError("the prompt is empty")
+        return v
+
+    @field_validator("aspect")
+    @classmethod
+    def _aspect_ok(cls, v: str) -> str:
+        from clipforge.errors import ClipforgeError
+        from clipforge.reframe import parse_aspect
+
+        try:
+            return parse_aspect(v, what="aspect") or "source"
+        except ClipforgeError as exc:  # the message names the allowed values
+            raise ValueError(exc.message) from None
+
+    @field_validator("layout")
+    @classmethod
+    def _layout_ok(cls, v: str) -> str:
+        from clipforge.errors import ClipforgeError
+        from clipforge.reframe import parse_layout
+
+        try:
+            return parse_layout(v)
+        except ClipforgeError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("captions")
+    @classmethod
+    def _captions_ok(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if v not in CAPTION_MODES:
+            raise ValueError(f"captions {v!r}: use one of {', '.join(CAPTION_MODES)}")
         return v
 
     @field_validator("video", "out_dir")
@@ -65,6 +108,8 @@ class ClipResult(BaseModel):
     wall_seconds: float
     cached_stages: list[str]
     resumed_from: str | None = None
+    notes: list[str] = []
+    files: list[str] = []  # editor hand-off and caption sidecars
     highlights: list[HighlightSummary]
 
     @property

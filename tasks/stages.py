@@ -13,11 +13,23 @@ from typing import Any
 from prefect import task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from clipforge import analysis, llm, probe, render, select, semantic, signals, transcribe, visual
+from clipforge import (
+    analysis,
+    llm,
+    probe,
+    reframe,
+    render,
+    select,
+    semantic,
+    signals,
+    transcribe,
+    visual,
+)
 from clipforge.config import Settings
 from clipforge.context import image_text_scorer, prompt_context
 from clipforge.cost import JobBudget
 from clipforge.edl import Edl
+from clipforge.feedback.weights import DEFAULT_WEIGHTS, ScoreWeights
 from clipforge.identity import code_version, file_sha256, params_hash
 from clipforge.jobs import asr_params
 from clipforge.progress import reporter
@@ -89,6 +101,17 @@ def visual_task(path: str, sha256: str, duration_us: int, settings: Settings
                                image_embedder=image_text_scorer(settings))
 
 
+def _faces_key(_ctx: Any, p: dict[str, Any]) -> str:
+    return f"faces-{p['sha256']}-{p['fps']}-{code_version('reframe')}"
+
+
+@task(name="faces", cache_key_fn=_faces_key, persist_result=True, tags=[HEAVY_TAG],
+      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
+def faces_task(path: str, sha256: str, duration_us: int, fps: int = 5) -> reframe.FaceTrack:
+    """Faces and shot cuts for the virtual camera (only runs when reframing is asked)."""
+    return reframe.face_track(path, duration_us, fps)
+
+
 @task(name="select", cache_policy=NO_CACHE)
 def select_task(
     transcript: transcribe.Transcript,
@@ -100,8 +123,10 @@ def select_task(
     settings: Settings,
     budget: JobBudget | None = None,
     visual_track: visual.VisualTrack | None = None,
+    weights: ScoreWeights = DEFAULT_WEIGHTS,
 ) -> list[select.Pick]:
-    ctx = prompt_context(transcript, text, audio_signals, prompt, settings, visual_track)
+    ctx = prompt_context(transcript, text, audio_signals, prompt, settings, visual_track,
+                         weights)
     extra: list[select.Candidate] = []
     if llm.llm_configured(settings):
         if budget is None:

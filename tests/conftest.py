@@ -35,8 +35,8 @@ def cli_environment(service_urls, clipforge_home: Path, prefect_home: Path,
         CLIPFORGE_DATABASE_URL=service_urls.database_url,
         CLIPFORGE_REDIS_URL=service_urls.redis_url,
         PREFECT_HOME=str(prefect_home),
-        **extra,
     )
+    env.update(extra)
     api = getattr(service_urls, "prefect_api_url", None)
     if api and "PREFECT_API_URL" not in extra:
         env["PREFECT_API_URL"] = api

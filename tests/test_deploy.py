@@ -230,14 +230,16 @@ def test_up_run_backlog_down(tmp_path_factory: pytest.TempPathFactory,
         try:
             with conn, conn.cursor() as cur:
                 cur.execute("SELECT count(*) FROM deployment")
-                assert cur.fetchone() == (2,)
+                assert cur.fetchone() == (3,)
         finally:
             conn.close()
         deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
         by_name = {d["name"]: d for d in deployments}
-        assert set(by_name) == {"clip-video", "nightly-backlog"}
+        assert set(by_name) == {"clip-video", "nightly-backlog", "weekly-retrain"}
         nightly = by_name["nightly-backlog"]["schedules"][0]["schedule"]
         assert (nightly["cron"], nightly["timezone"]) == ("0 2 * * *", "UTC")
+        weekly = by_name["weekly-retrain"]["schedules"][0]["schedule"]
+        assert (weekly["cron"], weekly["timezone"]) == ("0 3 * * 1", "UTC")
         # the UI form: the video, the prompt and the output folder first, no internal fields
         form = by_name["clip-video"]["parameter_openapi_schema"]
         order = sorted(form["properties"], key=lambda k: form["properties"][k]["position"])

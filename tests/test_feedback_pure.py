@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from clipforge import select
 from clipforge.feedback.ids import clip_id, comment_tag, parse_comment_tag
 from clipforge.feedback.learn import MAX_STEP, bound, max_change, propose, rank_corr
 from clipforge.feedback.synthetic import KNOWN, synthetic_samples
@@ -42,7 +41,8 @@ def test_default_weights_reproduce_select_formula_bit_for_bit() -> None:
         text, e, b, p, r = (rng.random() for _ in range(5))
         vis = None if rng.random() < 0.3 else rng.random()
         d = 0.45 * e + 0.2 * b + 0.2 * p + 0.15 * r
-        expected = text * select._factor(d, vis)
+        # the formula documented in select.py (and the README) before weights were data
+        expected = text * ((0.6 + 0.4 * d) * (1.0 if vis is None else 0.85 + 0.15 * vis))
         got = score({"text": text, "energy": e, "bursts": b, "pitch_var": p,
                      "speech_rate": r, "visual": vis}, DEFAULT_WEIGHTS)
         assert got == expected

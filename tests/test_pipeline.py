@@ -74,9 +74,14 @@ def test_edl_validates_and_top_highlight_is_the_quote(first: Run, truth: dict) -
     jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
     t0, t1 = truth["parts"]["jfk"]
     top = doc["highlights"][0]
-    # word times differ by milliseconds between CPUs: the span edges hold to one frame
+    # Word times differ by milliseconds between CPUs: the start holds to one frame. The
+    # out-point sits at the quietest moment after the last word, at most 0.5 s on and
+    # never past the middle of the gap to the next word, so it may fall in the silence
+    # just after the part; the highlight stays (almost) wholly inside the quote.
     frame = 1 / float(Fraction(doc["output"]["fps"]))
-    assert t0 - frame <= top["start"] < top["end"] <= t1 + frame, top
+    assert t0 - frame <= top["start"] < top["end"] <= t1 + 0.5, top
+    inside = min(top["end"], t1) - max(top["start"], t0)
+    assert inside / (top["end"] - top["start"]) >= 0.95, top
     assert "country" in top["text"].lower()
     # segments in playback order, inside the source, never overlapping
     segs = doc["segments"]

@@ -81,7 +81,8 @@ __all__ = ["PORT_ENV", "down", "free_port", "online_workers", "prefect_database_
 
 PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"
 WORK_POOL = "clipforge"
-DEPLOYMENTS = ("clip-video/clip-video", "clip-backlog/nightly-backlog")
+DEPLOYMENTS = ("clip-video/clip-video", "clip-backlog/nightly-backlog",
+               "retrain-weights/weekly-retrain")
 WORKER_READY_TIMEOUT_S = 60.0
 MAX_WORKERS = 32
 HEAVY_LIMIT = 2  # heavy task runs (decode/ASR/render) at once on this server
