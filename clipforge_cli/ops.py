@@ -37,9 +37,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                   listen=args.listen)
     api = info["api_url"]
     home = info["prefect_home"]
-    example = json.dumps({"request": {
+    example = json.dumps({
         "video": "/abs/path/video.mp4", "prompt": "the part about pricing",
-        "out_dir": "/abs/path/out", "target_seconds": 60, "render": True}})
+        "out_dir": "/abs/path/out", "target_seconds": 60, "aspect": "9:16"})
     print(f"Prefect UI:   {info['ui_url']}")
     print(f"API:          {api}")
     if info.get("listen", "127.0.0.1") != "127.0.0.1":

@@ -14,7 +14,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 from prefect.states import State
@@ -328,9 +328,9 @@ def clip_video(
     clips: int = 0,
     render: bool = True,
     tonemap: bool = False,
-    aspect: str = "source",
-    layout: str = "auto",
-    captions: str | None = None,
+    aspect: Literal["source", "9:16", "4:5", "1:1", "16:9"] = "source",
+    layout: Literal["auto", "track", "static", "split", "fit"] = "auto",
+    captions: Literal["auto", "burn", "sidecar", "off"] = "auto",
 ) -> ClipResult:
     """Cut highlights from a video for a prompt (the form in the Prefect UI).
 
@@ -343,7 +343,7 @@ def clip_video(
     tonemap: tone-map HDR input to SDR BT.709.
     aspect: 9:16, 4:5, 1:1, 16:9 (a virtual camera follows the speaker) or source.
     layout: reframing per shot: auto, track, static, split or fit.
-    captions: burn, sidecar or off; empty: sidecar files, burned in when vertical.
+    captions: burn, sidecar or off; auto: sidecar files, burned in when vertical.
     """
     return run_clip_job(ClipRequest(video=video, prompt=prompt, out_dir=out_dir,
                                     target_seconds=target_seconds, clips=clips,

@@ -34,8 +34,8 @@ class ClipRequest(BaseModel):
         description="Reframing layout per shot: auto, track, static, split or fit.")
     captions: str | None = Field(
         default=None,
-        description="burn, sidecar or off. Empty: sidecar files always, burned in when the "
-        "output is vertical.")
+        description="burn, sidecar or off. Empty or auto: sidecar files always, burned in "
+        "when the output is vertical.")
     job_id: int | None = Field(
         default=None, ge=1,
         description="Run an existing job row (claimed from the backlog). Empty: a new job.",
@@ -76,7 +76,7 @@ class ClipRequest(BaseModel):
     @field_validator("captions")
     @classmethod
     def _captions_ok(cls, v: str | None) -> str | None:
-        if v is None or v == "":
+        if v is None or v in ("", "auto"):
             return None
         if v not in CAPTION_MODES:
             raise ValueError(f"captions {v!r}: use one of {', '.join(CAPTION_MODES)}")
