@@ -74,3 +74,10 @@ class ServiceError(ClipforgeError):
 class BudgetExceeded(ClipforgeError):
     code = "budget_exceeded"
     exit_code = 4
+
+
+class EpisodeError(ClipforgeError):
+    """An evaluation manifest names a missing file or a part FFmpeg cannot render."""
+
+    code = "episode"
+    exit_code = 2
