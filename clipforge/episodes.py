@@ -72,8 +72,8 @@ def frames_of(seconds: float) -> int:
 
 
 def part_argv(part: dict[str, Any], media: Path, manifest: Path, video_out: Path,
-              audio_out: Path) -> tuple[list[str], int]:
-    """The FFmpeg argv that renders one part to a video file (exactly ``frames`` frames)
+              audio_out: Path) -> tuple[list[list[str]], int]:
+    """The FFmpeg argvs that render one part to a video file (exactly ``frames`` frames)
     and a PCM WAV (exactly ``frames * RATE / FPS`` samples); returns argv and frames."""
     if "gap" in part:
         frames = frames_of(float(part["gap"]))
@@ -111,14 +111,15 @@ def part_argv(part: dict[str, Any], media: Path, manifest: Path, video_out: Path
         else:
             graph += [f"{speech}[a0]"]
     samples = frames * RATE // FPS
-    graph[0] = graph[0].replace("[v]", f",trim=end_frame={frames}[v]")
-    graph.append(f"[a0]apad=whole_len={samples},atrim=end_sample={samples}[a]")
     secs = f"{frames / FPS}"
-    argv += ["-filter_complex", ";".join(graph),
-             "-map", "[v]", "-frames:v", str(frames), "-t", secs, *VIDEO_OUT, *EXACT, "-an",
-             str(video_out),
-             "-map", "[a]", "-t", secs, "-c:a", "pcm_s16le", *EXACT, "-vn", str(audio_out)]
-    return argv, frames
+    video_graph = graph[0].replace("[v]", f",trim=end_frame={frames}[v]")
+    audio_graph = graph[1:] + [f"[a0]apad=whole_len={samples},atrim=end_sample={samples}[a]"]
+    # Two runs: in one FFmpeg run the audio output stops when a short video input ends.
+    video_argv = argv + ["-filter_complex", video_graph, "-map", "[v]", "-frames:v",
+                         str(frames), "-t", secs, *VIDEO_OUT, *EXACT, "-an", str(video_out)]
+    audio_argv = argv + ["-filter_complex", ";".join(audio_graph), "-map", "[a]", "-t", secs,
+                         "-c:a", "pcm_s16le", *EXACT, "-vn", str(audio_out)]
+    return [video_argv, audio_argv], frames
 
 
 def manifest_digest(manifest: Path) -> str:
@@ -144,13 +145,14 @@ def compose(manifest_path: Path, out_dir: Path) -> Path:
         vlist, alist = [], []
         for i, part in enumerate(manifest["parts"]):
             vpart, apart = Path(tmp) / f"part{i:03d}.mkv", Path(tmp) / f"part{i:03d}.wav"
-            argv, frames = part_argv(part, media, manifest_path, vpart, apart)
+            argvs, frames = part_argv(part, media, manifest_path, vpart, apart)
             try:
-                subprocess.run(  # noqa: S603 - argv list, never a shell
-                    argv, check=True, capture_output=True, text=True)
+                for argv in argvs:
+                    subprocess.run(  # noqa: S603 - argv list, never a shell
+                        argv, check=True, capture_output=True, text=True)
             except subprocess.CalledProcessError as exc:
                 raise EpisodeError(f"{manifest_path}: part {i} failed to render "
-                                   f"({exc.stderr.strip()[-300:]}); argv: {argv}") from exc
+                                   f"({exc.stderr.strip()[-300:]}); argv: {exc.cmd}") from exc
             if "label" in part:
                 spans[part["label"]] = [round(frames_done / FPS, 3),
                                         round((frames_done + frames) / FPS, 3)]

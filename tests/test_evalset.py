@@ -31,19 +31,28 @@ def test_compose_is_deterministic_and_truth_comes_from_the_parts(tmp_path: Path)
          "noise": {"src": "music_nospeech_30s__moviepy_big_buck_bunny_0_30.webm",
                    "gain_db": -6}},
         {"gap": 1},
+        {"label": "h", "src": "face_stage_cuts_10s__face_recognition_short_hamilton_clip.mp4",
+         "start": 9, "end": 10},
         {"label": "q", "src": "pkg:amfm_decompy/sample.wav", "start": 0, "end": 0.89,
          "video": "noaudio_real_720p2997__pyscenedetect_testvideo.mp4", "pan": "left"},
     ]
     m = _manifest(tmp_path, parts, [{"id": "c", "prompt": "p", "part": "q",
                                      "within": [0.1, 0.5]}])
     a = compose(m, tmp_path / "a")
-    b = compose(m, tmp_path / "b")
+    compose(m, tmp_path / "b")
     truth = json.loads(a.read_text())
-    assert truth["parts"] == {"jfk": [0.0, 2.4], "q": [3.4, 4.28]}  # whole frames
-    assert truth["cases"][0]["expected"] == [3.5, 3.9]
+    assert truth["parts"] == {"jfk": [0.0, 2.4], "h": [3.4, 4.4], "q": [4.4, 5.28]}
+    assert truth["cases"][0]["expected"] == [4.5, 4.9]
     assert (tmp_path / "a" / "tiny.mp4").read_bytes() == (tmp_path / "b" / "tiny.mp4").read_bytes()
+    import subprocess
+
+    durations = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=duration", "-of", "csv=p=0",
+         str(tmp_path / "a" / "tiny.mp4")], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert all(abs(float(d) - 5.28) < 0.03 for d in durations), durations  # audio = video
     pcm = decode_mono_16k(tmp_path / "a" / "tiny.mp4")
-    assert abs(len(pcm) / 16000 - 4.28) < 0.03
+    assert abs(len(pcm) / 16000 - 5.28) < 0.03
     # The music is mixed under the speech: the first part is never digitally silent,
     # the gap is.
     assert np.sqrt(np.mean(pcm[: 16000 * 2] ** 2)) > 1e-3
