@@ -138,7 +138,7 @@ def evaluate(sets: list[dict[str, Any]], encode: Callable[[list[str]], np.ndarra
             pv = encode([case["prompt"]])[0]
             keys = set(prompt_keywords(case["prompt"]))
             exp = (float(case["expected"][0]), float(case["expected"][1]))
-            scored = []
+            scored: list[tuple[float, float, tuple[float, float]]] = []
             for i, j in wins:
                 vec = (emb[i:j + 1] * weights[i:j + 1, None]).sum(axis=0)
                 cos = float(vec @ pv) / max(float(np.linalg.norm(vec)), 1e-9)
@@ -150,8 +150,9 @@ def evaluate(sets: list[dict[str, Any]], encode: Callable[[list[str]], np.ndarra
                 scored.append((cos, 1 - (1 - kw) * (1 - sem), span))
             row = {"set": st["name"], "id": case["id"], "kind": case.get("kind", "")}
             for label, key in (("semantic", 0), ("text", 1)):
-                top = sorted(scored, key=lambda r: (-round(r[key], 6), r[2]))[0] \
-                    if scored else (0, 0, (0.0, 0.0))
+                top = sorted(scored, key=lambda r: (-round(r[0] if key == 0 else r[1], 6),
+                                                    r[2]))[0] \
+                    if scored else (0.0, 0.0, (0.0, 0.0))
                 share = inside(top[2], exp)
                 row[f"{label}_hit1"] = share >= 0.5
                 row[f"{label}_precision"] = round(share, 3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def _manifest(tmp: Path, parts: list[dict], cases: list[dict]) -> Path:
 
 def test_compose_is_deterministic_and_truth_comes_from_the_parts(tmp_path: Path) -> None:
     media("speech_en_11s__whisper_jfk.flac")
-    parts = [
+    parts: list[dict[str, Any]] = [
         {"label": "jfk", "src": "speech_en_11s__whisper_jfk.flac", "start": 0, "end": 2.4,
          "video": "noaudio_real_720p2997__pyscenedetect_testvideo.mp4",
          "noise": {"src": "music_nospeech_30s__moviepy_big_buck_bunny_0_30.webm",
