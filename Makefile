@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 
 .PHONY: install system-deps demo test test-fast lint check-schema schema golden golden-bless \
-	bench bench-analysis bench-render bench-loudness bench-refuse up down services-stop clean
+	bench bench-analysis bench-render bench-loudness bench-refuse eval up down services-stop clean
 
 install: $(STAMP)
 
@@ -94,6 +94,21 @@ bench-refuse: install
 	$(BIN)/python bench/refuse_bench.py
 
 bench: bench-refuse bench-loudness bench-render bench-analysis
+
+# The development set (eval/*.json): compose the episodes into $(EVAL_OUT) (cached; media
+# comes from ../shared/media and installed packages, never from git), run `clipforge eval`
+# over each truth file and print one table (hit@1, hit@3, precision, cut quality).
+EVAL_OUT ?= out/eval
+EVAL_SETS ?= $(wildcard eval/*.json)
+eval: install
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[eval]'
+	$(BIN)/python -m clipforge.episodes compose $(EVAL_SETS) --out $(EVAL_OUT)
+	for m in $(EVAL_SETS); do \
+	  n=$$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' $$m); \
+	  $(BIN)/clipforge eval $(EVAL_OUT)/$$n.truth.json --json --out $(EVAL_OUT)/runs/$$n \
+	    > $(EVAL_OUT)/$$n.eval.json; \
+	done
+	$(BIN)/python -m clipforge.episodes table $(EVAL_OUT)/*.eval.json
 
 up: install
 	$(BIN)/clipforge up

@@ -125,3 +125,10 @@ class LayoutError(InputError):
     """``--layout`` is not one of auto, track, static, split, fit."""
 
     code = "bad_layout"
+
+
+class EpisodeError(ClipforgeError):
+    """An evaluation manifest names a missing file or a part FFmpeg cannot render."""
+
+    code = "episode"
+    exit_code = 2

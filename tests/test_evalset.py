@@ -1,0 +1,113 @@
+"""The development set's composer and the cut-quality metrics, on real recordings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from clipforge.audio import decode_mono_16k
+from clipforge.episodes import EpisodeError, compose
+from clipforge.evaluate import cut_excess_db, cut_quality, distinct_cuts, summary_with_cuts
+from tests.conftest import MEDIA, media
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _manifest(tmp: Path, parts: list[dict], cases: list[dict]) -> Path:
+    path = tmp / "m.json"
+    path.write_text(json.dumps({"name": "tiny", "media": str(MEDIA), "parts": parts,
+                                "cases": cases}))
+    return path
+
+
+def test_compose_is_deterministic_and_truth_comes_from_the_parts(tmp_path: Path) -> None:
+    media("speech_en_11s__whisper_jfk.flac")
+    parts: list[dict[str, Any]] = [
+        {"label": "jfk", "src": "speech_en_11s__whisper_jfk.flac", "start": 0, "end": 2.4,
+         "video": "noaudio_real_720p2997__pyscenedetect_testvideo.mp4",
+         "noise": {"src": "music_nospeech_30s__moviepy_big_buck_bunny_0_30.webm",
+                   "gain_db": -6}},
+        {"gap": 1},
+        {"label": "h", "src": "face_stage_cuts_10s__face_recognition_short_hamilton_clip.mp4",
+         "start": 9, "end": 10},
+        {"label": "q", "src": "pkg:amfm_decompy/sample.wav", "start": 0, "end": 0.89,
+         "video": "noaudio_real_720p2997__pyscenedetect_testvideo.mp4", "pan": "left"},
+    ]
+    m = _manifest(tmp_path, parts, [{"id": "c", "prompt": "p", "part": "q",
+                                     "within": [0.1, 0.5]}])
+    a = compose(m, tmp_path / "a")
+    compose(m, tmp_path / "b")
+    truth = json.loads(a.read_text())
+    assert truth["parts"] == {"jfk": [0.0, 2.4], "h": [3.4, 4.4], "q": [4.4, 5.28]}
+    assert truth["cases"][0]["expected"] == [4.5, 4.9]
+    assert (tmp_path / "a" / "tiny.mp4").read_bytes() == (tmp_path / "b" / "tiny.mp4").read_bytes()
+    import subprocess
+
+    durations = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=duration", "-of", "csv=p=0",
+         str(tmp_path / "a" / "tiny.mp4")], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert all(abs(float(d) - 5.28) < 0.03 for d in durations), durations  # audio = video
+    pcm = decode_mono_16k(tmp_path / "a" / "tiny.mp4")
+    assert abs(len(pcm) / 16000 - 5.28) < 0.03
+    # The music is mixed under the speech: the first part is never digitally silent,
+    # the gap is.
+    assert np.sqrt(np.mean(pcm[: 16000 * 2] ** 2)) > 1e-3
+    assert np.max(np.abs(pcm[int(16000 * 2.6): int(16000 * 3.2)])) < 1e-3
+
+
+def test_missing_package_resource_is_a_typed_error(tmp_path: Path) -> None:
+    m = _manifest(tmp_path, [{"label": "x", "src": "pkg:no_such_module_xyz/a.wav",
+                              "start": 0, "end": 1}], [])
+    with pytest.raises(EpisodeError, match="no_such_module_xyz"):
+        compose(m, tmp_path / "out")
+
+
+def test_cut_excess_is_zero_in_a_pause_and_large_inside_speech() -> None:
+    speech = decode_mono_16k(media("speech_en_11s__whisper_jfk.flac"))
+    # Real speech with 0.4 s of digital silence spliced in after 3 s.
+    samples = np.concatenate([speech[: 3 * 16000], np.zeros(6400, np.float32),
+                              speech[3 * 16000:]])
+    assert cut_excess_db(samples, 3.2) == 0.0  # in the pause
+    # Loudest 20 ms of speech within 1 s after the pause: far above the pause nearby.
+    frames = samples[int(3.4 * 16000): int(4.4 * 16000)].reshape(-1, 320)
+    loud = 3.4 + (int(np.argmax((frames ** 2).mean(axis=1))) * 320 + 160) / 16000
+    assert loud - 3.4 > 0.0
+    edl = {"segments": [{"source_in": 3.2, "source_out": loud},
+                        {"source_in": loud, "source_out": 9.0}]}
+    assert distinct_cuts(edl) == sorted({3.2, round(loud, 3), 9.0})
+    q = cut_quality(edl, samples, [(loud - 0.05, loud + 0.05)])
+    assert q.cuts == 3 and q.inside_words_independent == 1
+    assert q.excess_db[0] == 0.0
+    if loud - 3.4 < 0.25:  # the pause lies within the +-250 ms search
+        assert q.excess_db[1] > 30.0
+    assert q.worst_db == max(q.excess_db)
+
+
+def test_summary_names_precision_and_counts_quiet_cuts() -> None:
+    from clipforge.evaluate import CaseScore, CutQuality
+
+    s = CaseScore("a", "p", (0.0, 10.0), (5.0, 15.0), "t", True, True, 0.5, 2, 0)
+    out = summary_with_cuts([s], [CutQuality(2, 1, 12.0, (0.0, 12.0), 1)])
+    assert out["mean_precision"] == 0.5
+    assert out["cuts_quiet"] == 1 and out["cuts_distinct"] == 2
+    assert out["cuts_quiet_share"] == 0.5 and out["cuts_inside_words_independent"] == 1
+
+
+@pytest.mark.parametrize("name", ["noisy.json", "speakers.json", "paraphrase.json"])
+def test_shipped_manifests_resolve(name: str) -> None:
+    from clipforge.episodes import resolve_source
+
+    path = REPO / "eval" / name
+    manifest = json.loads(path.read_text())
+    parts = [p for p in manifest["parts"] if "src" in p]
+    for p in parts:
+        for key in ("src", "video"):
+            if key in p:
+                assert resolve_source(p[key], MEDIA, path).is_file()
+    labels = {p["label"] for p in parts}
+    assert all(c["part"] in labels for c in manifest["cases"])
