@@ -106,7 +106,8 @@ def main() -> int:
     video = (args.truth.parent / truth["video"]).resolve()
     home = args.home or Path(tempfile.mkdtemp(prefix="llm-bench-"))
     env = {**os.environ, "CLIPFORGE_HOME": str(home), "PREFECT_HOME": str(home / "prefect"),
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO),
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600"}  # shared, loaded CPUs
     for k in [k for k in env if k.startswith("CLIPFORGE_LLM_")]:
         del env[k]
     result: dict[str, Any] = {"truth": str(args.truth), "load_before": os.getloadavg(),
