@@ -17,7 +17,7 @@ import pytest
 from fake_llm import FakeLlm
 
 from clipforge import local_llm
-from clipforge.config import Settings
+from clipforge.config import Settings, load_settings
 from clipforge.cost import JobBudget
 from clipforge.llm import SYSTEM_PROMPT, ChunkText, llm_chunk_picks
 
@@ -48,7 +48,9 @@ def _require() -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_llm.LocalLlmServer]:
     _require()
     home = tmp_path_factory.mktemp("llmhome")
-    model = local_llm.model_path(home)  # reassembled from the chunk packages, sha-checked
+    # The model cache of CLIPFORGE_HOME (where make llm puts it), not a 250 MB copy per
+    # session; reassembled from the chunk packages (sha-checked) if it is not there.
+    model = local_llm.model_path(load_settings().home)
     # The readiness deadline is generous (model load on a loaded 2-core machine); the
     # fixture polls and returns as soon as the server answers.
     with local_llm.LocalLlmServer(model, log_path=home / "server.log") as srv:
@@ -64,7 +66,9 @@ def test_model_is_reassembled_once(server: local_llm.LocalLlmServer) -> None:
     assert server.model.stat().st_size > 200_000_000
     with server.model.open("rb") as f:
         assert f.read(4) == b"GGUF"
-    assert local_llm.model_path(server.model.parents[1]) == server.model  # no re-assembly
+    mtime = server.model.stat().st_mtime_ns
+    assert local_llm.model_path(server.model.parents[1]) == server.model
+    assert server.model.stat().st_mtime_ns == mtime  # found, not assembled again
 
 
 def test_real_model_answers_with_validated_picks(settings: Settings) -> None:
