@@ -70,6 +70,7 @@ def model_path(home: Path) -> Path:
     os.close(fd)
     try:
         assemble(tmp, overwrite=True)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the cache from other users
         os.replace(tmp, target)
     except (OSError, ValueError) as exc:
         raise LocalLlmError(
