@@ -63,8 +63,10 @@ check-schema: install
 schema: install
 	$(BIN)/python -m clipforge.edl --write-schema
 
-test: install lint check-schema
-	$(BIN)/pytest
+# Everything, the real local LLM included (its first install builds llama-cpp-python,
+# about 7 minutes on 2 cores; the built wheel is cached by pip).
+test: install llm lint check-schema
+	CLIPFORGE_REQUIRE_LOCAL_LLM=1 $(BIN)/pytest
 
 # The inner loop: no speech or embedding model, no end-to-end pipeline (under 2 minutes).
 # `make test` (and CI) still run everything.
