@@ -84,8 +84,37 @@ Transitions
   shorter side), so each crossfade makes the output that much shorter than
   ``sum(segment durations)``; ``RenderResult.duration_s`` reports the real length.
 
+Audio ramps at every cut
+------------------------
+Every part's audio fades in and out over at least 5 ms (240 samples, at most half the
+part), so a cut never clicks; longer dips win. The video is not faded by it, and the
+inner ends of a crossfade are left to ``acrossfade``.
+
+Reframing
+---------
+A segment with ``reframe`` (``Segment.reframe``, planned by :mod:`clipforge.reframe`)
+gets :func:`clipforge.reframe.reframe_filter_steps` after the CFR ``fps`` step and before
+``setparams`` (its split/overlay/vstack drop colour tags), fed the arriving frame size
+(auto-rotated coded size, so non-square pixels are cropped in display geometry). The
+canvas is the EDL's ``output`` size, which must equal every reframe's size. Audio-only
+sources get black at that canvas.
+
+Burned captions
+---------------
+With ``captions.mode == "burn"`` and ``words``: the style is resolved for the canvas and
+its font checked (``FontMissingError``) before any FFmpeg work; the reel-time ASS
+(:func:`clipforge.captions.reel_words` over the same frame plan) is written into the temp
+dir and the JOINER runs ``-vf ass=...`` (path escaped for the filter graph), since it
+encodes the reel in reel time. One encode as before.
+
+Clip identity
+-------------
+The joiner writes ``-metadata comment=clipforge clip_id=<id>[,<id>...]`` after
+``-map_metadata -1``: the ``clip_id`` of every highlight at least half of which the
+segments play (:func:`clip_ids`); none -> no tag.
+
 Segment ``effects`` (crop, captions) are reserved: any raises ``RenderError`` (not
-supported yet) instead of being ignored.
+supported yet) instead of being ignored; reframing and captions use the fields above.
 
 Modules: :mod:`.loudness`, :mod:`.colour`, :mod:`.timeline`, :mod:`.filters`,
 :mod:`.argv`, :mod:`.runner`; this package re-exports their public names.
@@ -112,7 +141,7 @@ from clipforge.render.loudness import (
     reel_gain,
     reel_loudness,
 )
-from clipforge.render.runner import RenderResult, render
+from clipforge.render.runner import RenderResult, clip_ids, render
 from clipforge.render.timeline import (
     NO_SEEK_BELOW_S,
     PartPlan,
@@ -133,6 +162,7 @@ __all__ = [
     "SegmentPlan",
     "_audio_prep",
     "audio_filter",
+    "clip_ids",
     "concat_list",
     "escape_concat_path",
     "input_colour",

@@ -106,7 +106,7 @@ def part_argv(
             )
             graph.append(
                 audio_filter(fades, src_label=f"{m}:{info.audio.index}", silent=False,
-                             skip_samples=skips[m],
+                             skip_samples=skips[m], declick=len(part.segments) == 1,
                              out_label=f"a{m}")
             )  # fmt: skip
         graph.append(_acrossfade_chain(part, whole))
@@ -141,21 +141,31 @@ def concat_list(entries: Sequence[tuple[Path, Fraction]]) -> str:
 
 
 def join_argv(
-    list_path: Path, out_path: Path, canvas: OutputFormat, settings: Settings
+    list_path: Path, out_path: Path, canvas: OutputFormat, settings: Settings, *,
+    video_filter: str | None = None, comment: str | None = None,
 ) -> list[str]:
-    """The joiner: concat demuxer over the FIFOs, one H.264 + AAC encode."""
+    """The joiner: concat demuxer over the FIFOs, one H.264 + AAC encode.
+
+    ``video_filter``: a ``-vf`` over the joined reel, in reel time (the burned captions'
+    ``ass`` step). ``comment``: the MP4 ``comment`` tag (the clip ids), written after
+    ``-map_metadata -1`` so it is the only tag."""
+    vf = ["-vf", video_filter] if video_filter else []
+    tag = ["-metadata", f"comment={comment}"] if comment else []
+    pin = ["-filter_threads", str(settings.cpu_threads)] if vf and settings.cpu_threads > 0 else []
     return [
         "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-nostats",
+        *pin,
         "-progress", "pipe:1",
         "-f", "concat", "-safe", "0", "-i", str(list_path),
         "-map", "0:v:0", "-map", "0:a:0",
+        *vf,
         *_threads(settings),
         "-c:v", "libx264", "-preset", settings.video_preset, "-crf", str(settings.video_crf),
         "-pix_fmt", "yuv420p", "-fps_mode", "passthrough",
         "-color_primaries", "bt709", "-color_trc", "bt709",
         "-colorspace", "bt709", "-color_range", "tv",
         "-c:a", "aac", "-b:a", settings.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
-        "-map_metadata", "-1", "-map_chapters", "-1",
+        "-map_metadata", "-1", "-map_chapters", "-1", *tag,
         "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
         "-movflags", "+faststart", "-f", "mp4", "-y", str(out_path),
     ]  # fmt: skip

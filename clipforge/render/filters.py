@@ -6,7 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from clipforge.probe import VideoInfo
-from clipforge.render.colour import OutputFormat, _fit, input_colour
+from clipforge.render.colour import OutputFormat, _even_floor, _fit, input_colour
 from clipforge.render.loudness import AUDIO_RATE, _audio_prep
 from clipforge.render.timeline import PartPlan, SegmentPlan
 
@@ -37,14 +37,20 @@ def _video_fades(plan: SegmentPlan) -> list[str]:
     return steps
 
 
-def _audio_fades(plan: SegmentPlan) -> list[str]:
+DECLICK_SAMPLES = 240  # 5 ms at 48 kHz: the shortest audio fade at every cut
+
+
+def _audio_fades(plan: SegmentPlan, declick: bool = True) -> list[str]:
+    """Dips (``fade``) plus, with ``declick``, at least a 5 ms ramp at both ends of the
+    span (at most half of it), so no cut clicks; the video is not faded by it."""
+    least = min(DECLICK_SAMPLES, plan.samples // 2) if declick else 0
+    n_in = max(plan.fade_in_samples, least)
+    n_out = max(plan.fade_out_samples, least)
     steps = []
-    if plan.fade_in_samples:
-        steps.append(f"afade=t=in:ss=0:ns={plan.fade_in_samples}")
-    if plan.fade_out_samples:
-        steps.append(
-            f"afade=t=out:ss={plan.samples - plan.fade_out_samples}:ns={plan.fade_out_samples}"
-        )
+    if n_in:
+        steps.append(f"afade=t=in:ss=0:ns={n_in}")
+    if n_out:
+        steps.append(f"afade=t=out:ss={plan.samples - n_out}:ns={n_out}")
     return steps
 
 
@@ -59,8 +65,11 @@ def video_filter(
 ) -> str:
     """Filter chain for one segment's video, ``[src_label] ... [out_label]``.
 
-    Tag (setparams) -> zscale to BT.709 limited at the fitted size -> letterbox pad ->
-    setsar=1 -> CFR -> pad/trim to exactly ``plan.frames`` -> dips to black."""
+    CFR -> reframe (``plan.reframe``: the per-frame crop/fit/split fragment of
+    :func:`clipforge.reframe.reframe_filter_steps`, before the tags because its
+    split/overlay/vstack drop them) -> tag (setparams) -> zscale to BT.709 limited at the
+    fitted size -> letterbox pad -> setsar=1 -> pad/trim to exactly ``plan.frames`` -> dips
+    to black. A reframed segment must have the canvas's size (``reframe.width x height``)."""
     w, h = canvas.width, canvas.height
     fps = _fps_str(canvas.fps)
     steps: list[str] = []
@@ -72,17 +81,32 @@ def video_filter(
     else:
         c = input_colour(video)
         sw, sh = _fit(video.display_width, video.display_height, w, h)
+        reframe = plan.reframe
+        if reframe is not None:
+            sw, sh = reframe.width, reframe.height
         if lead_trim > 0:  # the input was not seeked: drop frames before the seek point
             steps.append(f"trim=start={_num(lead_trim)}")
         steps.append("setpts=PTS-STARTPTS")
         if video.width % 2 or video.height % 2:
             # zscale refuses odd sizes with chroma subsampling: drop the odd row/column
             steps.append("crop=floor(iw/2)*2:floor(ih/2)*2:0:0")
-        steps += [
-            f"fps={fps}",
+        steps.append(f"fps={fps}")
+        if reframe is not None:
+            # imported here: the reframe package pulls in its analysis (cv2, av)
+            from clipforge.reframe.filters import reframe_filter_steps
+
+            # the frames arrive auto-rotated at the coded size (cropped even above), which
+            # differs from the display size for non-square pixels
+            fw, fh = (video.height, video.width) if video.rotation in (90, 270) else (
+                video.width, video.height)
+            steps.append(reframe_filter_steps(
+                reframe, video.display_width, video.display_height, reframe.width,
+                reframe.height, plan.source_in, frame_w=_even_floor(fw), frame_h=_even_floor(fh),
+                label=f"rf{out_label}"))
+        steps.append(
             f"setparams=range={c.range}:color_primaries={c.primaries}"
-            f":color_trc={c.transfer}:colorspace={c.matrix}",
-        ]
+            f":color_trc={c.transfer}:colorspace={c.matrix}"
+        )
         if video.hdr:
             steps += [
                 "zscale=t=linear:npl=100",
@@ -108,8 +132,10 @@ def audio_filter(
     silent: bool,
     out_label: str = "a",
     skip_samples: int = 0,
+    declick: bool = True,
 ) -> str:
-    """Filter chain for one segment's audio: 48 kHz stereo, gain, exact sample count.
+    """Filter chain for one segment's audio: 48 kHz stereo, gain, exact sample count,
+    fades (``declick``: a 5 ms ramp at both ends, off for the inner ends of crossfades).
 
     ``skip_samples``: audio between where decoding starts and ``source_in``."""
     steps: list[str] = []
@@ -129,7 +155,7 @@ def audio_filter(
         if plan.limit_db is not None:  # fixed parameters: identical for every segment
             steps.append(f"alimiter=limit={10 ** (plan.limit_db / 20):.6f}:level=0:latency=1:"
                          "attack=5:release=50")
-    steps += [*_exact_audio(plan.samples), *_audio_fades(plan)]
+    steps += [*_exact_audio(plan.samples), *_audio_fades(plan, declick)]
     return f"[{src_label}]" + ",".join(steps) + f"[{out_label}]"
 
 

@@ -14,17 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from clipforge import ffmpeg
 from clipforge.config import Settings
 from clipforge.edl import Edl
 from clipforge.errors import ClipforgeError, FfprobeError, RenderError
+from clipforge.feedback.ids import comment_tag
 from clipforge.probe import MediaInfo
 from clipforge.render.argv import concat_list, join_argv, part_argv
 from clipforge.render.colour import OutputFormat, _even_floor
 from clipforge.render.loudness import Loudness, measure_loudness, reel_gain
 from clipforge.render.timeline import _check_supported, plan_parts
+
+if TYPE_CHECKING:
+    from clipforge.captions import CaptionStyle
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,59 @@ def _verify_frames(path: Path, expected: int) -> None:
         )
 
 
+def _check_reframe(edl: Edl, canvas: OutputFormat) -> None:
+    """A reframed EDL renders to its output size, which must be every reframe's size."""
+    for i, seg in enumerate(edl.segments):
+        r = seg.reframe
+        if r is not None and (r.width, r.height) != (canvas.width, canvas.height):
+            raise RenderError(
+                f"segment {i}: reframed to {r.width}x{r.height} ({r.aspect}) but the EDL's "
+                f"output is {canvas.width}x{canvas.height}; all segments of one EDL share "
+                "the output size: set `output.width/height` to the reframe size (re-plan).")
+
+
+def _burn_style(edl: Edl, canvas: OutputFormat) -> CaptionStyle | None:
+    """The caption style when the EDL burns captions (and has words), its font checked:
+    libass would substitute a missing font silently (``FontMissingError``)."""
+    from clipforge.captions import check_font, load_style  # captions import render
+
+    if not (edl.captions and edl.captions.mode == "burn" and edl.words):
+        return None
+    style = load_style(edl.captions.style, canvas.width, canvas.height)
+    check_font(style.font, style.bold)
+    return style
+
+
+def _caption_step(edl: Edl, style: CaptionStyle, fps: Fraction, total_frames: int,
+                  tmp: Path) -> str:
+    """Write the reel-time ASS into ``tmp``; the joiner's ``ass`` filter step for it."""
+    from clipforge.captions import caption_filter, reel_words, write_ass
+
+    ass = write_ass(tmp / "captions.ass", reel_words(edl.words, edl.segments, fps), fps,
+                    style, total_frames)
+    return caption_filter(ass)
+
+
+def clip_ids(edl: Edl) -> list[str]:
+    """The ``clip_id`` of every highlight the EDL's segments play (rank order, each once):
+    a highlight counts when at least half of it lies inside the segments, so a
+    neighbour that a cut point's few hundred ms reach does not."""
+    ids: list[str] = []
+    for h in edl.highlights:
+        if h.clip_id is None or h.clip_id in ids:
+            continue
+        inside = sum(max(0.0, min(h.end, s.source_out) - max(h.start, s.source_in))
+                     for s in edl.segments)
+        if inside > 0 and inside >= 0.5 * (h.end - h.start):
+            ids.append(h.clip_id)
+    return ids
+
+
+def _comment(edl: Edl) -> str | None:
+    ids = clip_ids(edl)
+    return comment_tag(ids) if ids else None
+
+
 NO_SPACE = "No space left on device"
 
 
@@ -217,6 +274,9 @@ def render(
     fps = Fraction(edl.output.fps)
     canvas = OutputFormat(_even_floor(edl.output.width), _even_floor(edl.output.height), fps)
     _check_supported(edl.segments)
+    _check_reframe(edl, canvas)
+    style = _burn_style(edl, canvas)  # before any FFmpeg work: a missing font fails fast
+    comment = _comment(edl)
     if loudness is None and info.audio is not None:
         loudness = measure_loudness(info.path, info)
     gain, limit = reel_gain(loudness, edl.segments, edl.output.loudness_lufs,
@@ -241,7 +301,8 @@ def render(
             writers.append(part_argv(info.path, info, canvas, part, fifo, settings))
         list_path = tmp / "segments.ffconcat"
         list_path.write_text(concat_list(entries), encoding="utf-8")
-        join = join_argv(list_path, partial, canvas, settings)
+        vf = _caption_step(edl, style, fps, total_frames, tmp) if style else None
+        join = join_argv(list_path, partial, canvas, settings, video_filter=vf, comment=comment)
         if not use_fifo:
             # temp-file path: write every part to disk first (same supervisor, so a
             # failing writer is reported the same way), then join the files

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from clipforge.edl import Segment
+from clipforge.edl import Reframe, Segment
 from clipforge.errors import RenderError
 from clipforge.render.loudness import AUDIO_RATE
 
@@ -33,6 +33,7 @@ class SegmentPlan:
     xfade_frames: int = 0
     xfade_samples: int = 0
     limit_db: float | None = None  # the reel's limiter ceiling, the same for every segment
+    reframe: Reframe | None = None  # the segment's virtual camera (``Segment.reframe``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,8 @@ def _check_supported(segments: Sequence[Segment]) -> None:
             kinds = ", ".join(e.type for e in seg.effects)
             raise RenderError(
                 f"segment {i}: effects ({kinds}) are reserved and not supported yet; "
-                "remove them from the EDL to render."
+                "remove them from the EDL to render (reframing is `Segment.reframe`, burned "
+                "captions are `captions.mode: burn`)."
             )
 
 
@@ -132,6 +134,7 @@ def plan_segments(
                 xfade_frames=xf,
                 xfade_samples=xs,
                 limit_db=limit_db,
+                reframe=seg.reframe,
             )
         )
     return plans
