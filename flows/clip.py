@@ -160,6 +160,7 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
     edl_path = out_dir / "edl.json"
     _write_atomic(edl_path, edl_to_bytes(edl))
     write_handoff(edl, out_dir)
+    write_captions(edl, out_dir)  # SRT/VTT depend on the EDL alone: written with it
     recorder.stage("edl_written", time.monotonic() - t)
     rep.done("plan", time.monotonic() - t, str(edl_path))
 
@@ -269,11 +270,9 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
                 render_task(part, info, str(partial), settings, loudness)
                 os.replace(partial, out_dir / name)
                 videos.append(out_dir / name)
-            sidecars = write_captions(edl, out_dir)
             _record_clips(recorder, edl, request, [v.name for v in videos])
             recorder.stage("rendered", time.monotonic() - t)
-            rep.done("render", time.monotonic() - t,
-                     ", ".join(str(v) for v in [*videos, *sidecars]))
+            rep.done("render", time.monotonic() - t, ", ".join(str(v) for v in videos))
 
         wall = time.monotonic() - started
         publish_artifacts(edl, source, job_id, wall)
