@@ -312,8 +312,17 @@ def server_step(paths: Paths, settings: Settings, db_url: str, *, port: int | No
             assert server_pid is not None
             stop_process(server_pid, "server")
         prev = state.get("port")
-        chosen = pick_port(port, prev if isinstance(prev, int) else None, local_host(listen))
-        server_pid = start_server(paths, settings, chosen, db_url, with_metrics, listen)
+        host = local_host(listen)
+        chosen = pick_port(port, prev if isinstance(prev, int) else None, host)
+        try:
+            server_pid = start_server(paths, settings, chosen, db_url, with_metrics, listen)
+        except ServiceError:
+            # another server took the port between the check and the bind (two homes
+            # starting at once): a port nobody asked for is retried once on a free one
+            if port is not None or os.environ.get(PORT_ENV) or port_free(chosen, host):
+                raise
+            chosen = free_port(host)
+            server_pid = start_server(paths, settings, chosen, db_url, with_metrics, listen)
         api_url = f"http://{local_host(listen)}:{chosen}/api"
         state = {"api_url": api_url, "port": chosen, "listen": listen,
                  "public_api_url": public_api_url(listen, chosen)}
