@@ -85,7 +85,11 @@ def rendered(talk: MediaInfo, hostile_dir: Path) -> Iterator[tuple[Edl, Path]]:
     info = probe(src)
     edl = _edl(src.as_uri(), info, _segments())
     out = hostile_dir / "highlights.mp4"
-    render(edl, info, out, settings=Settings(video_preset="ultrafast"),
+    # the stand-in reframe dict is export metadata only: the renderer applies a real
+    # `Segment.reframe` (a `Reframe`), so render the same cuts without it
+    plain = edl.model_copy(update={"segments": [Segment(**s.model_dump(exclude={"reframe"}))
+                                                for s in edl.segments]})
+    render(plain, info, out, settings=Settings(video_preset="ultrafast"),
            loudness=measure_loudness(info.path, info))
     yield edl, out
 
