@@ -1,4 +1,4 @@
-"""Reframing rendered by FFmpeg with ``reframe_filter_steps``: pixels match the path."""
+"""Reframing rendered by clipforge's real ``render()``: pixels match the path."""
 
 from __future__ import annotations
 
@@ -9,24 +9,28 @@ from pathlib import Path
 import av
 import numpy as np
 
-from clipforge.reframe import face_track, plan_reframe, reframe_filter_steps
+from clipforge.config import Settings
+from clipforge.edl import Edl, Reframe, Segment
+from clipforge.probe import probe
+from clipforge.reframe import face_track, plan_reframe
+from clipforge.render import render as render_edl
 from tests.conftest import media
 
 STAGE = "face_stage_cuts_10s__face_recognition_short_hamilton_clip.mp4"
 SAR = "bt601_sar8x9_noaudio__showorder_popeye_vob_T00-1.mkv"
 ROT = "vfr_phone_rot180__moviepy_fire2.mp4"
-TAGS = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
 
 
-def render(src: Path, out: Path, frag: str, start: float, seconds: float, fps: str,
+def render(src: Path, out: Path, r: Reframe, start: float, seconds: float, fps: str,
            w: int, h: int) -> None:
-    """The lead's chain around the fragment: trim/setpts -> fps -> FRAGMENT -> tags -> zscale."""
-    graph = (f"[0:v]trim=start={start},setpts=PTS-STARTPTS,fps={fps},{frag},{TAGS},"
-             f"zscale=w={w}:h={h}:f=bicubic:p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p,"
-             "setsar=1[v]")
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-filter_complex",
-                    graph, "-map", "[v]", "-t", str(seconds), "-c:v", "libx264", "-preset",
-                    "ultrafast", "-crf", "10", str(out)], check=True)
+    """One reframed segment ``[start, start + seconds)`` through ``clipforge.render``."""
+    info = probe(src)
+    edl = Edl(source={"uri": Path(src).as_uri(), "sha256": "ab" * 32,
+                      "duration": info.duration_s},
+              prompt="reframe", highlights=[],
+              output={"width": w, "height": h, "fps": fps, "loudness_lufs": -14.0},
+              segments=[Segment(source_in=start, source_out=start + seconds, reframe=r)])
+    render_edl(edl, info, out, settings=Settings(video_preset="ultrafast", video_crf=10))
 
 
 def gray_frames(path: Path) -> list[tuple[float, np.ndarray]]:
@@ -45,9 +49,8 @@ def test_rendered_frames_equal_the_source_crop_at_the_recorded_position(tmp_path
     ft = face_track(src, 10_000_000)
     start, end = 1.0, 9.0
     r = plan_reframe((1_000_000, 9_000_000), ft, ft.cuts_us, [], "9:16", "track", 640, 360, fps)
-    frag = reframe_filter_steps(r, 640, 360, r.width, r.height, start)
     out = tmp_path / "out.mp4"
-    render(src, out, frag, start, end - start, "2997/100", r.width, r.height)
+    render(src, out, r, start, end - start, "2997/100", r.width, r.height)
     rendered = gray_frames(out)
     source = [(t, g) for t, g in gray_frames(src) if t >= start - 1e-9]
     assert rendered[0][1].shape == (r.height, r.width)
@@ -78,7 +81,7 @@ def test_split_fit_and_odd_geometry_render(tmp_path: Path) -> None:
     ft = face_track(two, 3_000_000)
     r = plan_reframe((0, 3_000_000), ft, ft.cuts_us, [], "9:16", "split", 1280, 360, fps)
     out = tmp_path / "split.mp4"
-    render(two, out, reframe_filter_steps(r, 1280, 360, r.width, r.height, 0.0), 0.0, 2.0,
+    render(two, out, r, 0.0, 2.0,
            "24000/1001", r.width, r.height)
     frames = gray_frames(out)
     assert frames[0][1].shape == (r.height, r.width) and len(frames) == 48
@@ -86,7 +89,7 @@ def test_split_fit_and_odd_geometry_render(tmp_path: Path) -> None:
     assert psnr(top, bottom[:, ::-1]) > 20  # mirror images of one face: both people shown
     fit = plan_reframe((0, 3_000_000), ft, ft.cuts_us, [], "9:16", "fit", 1280, 360, fps)
     out = tmp_path / "fit.mp4"
-    render(two, out, reframe_filter_steps(fit, 1280, 360, fit.width, fit.height, 0.0), 0.0, 1.0,
+    render(two, out, fit, 0.0, 1.0,
            "24000/1001", fit.width, fit.height)
     assert gray_frames(out)[0][1].shape == (fit.height, fit.width)
     # non-square pixels (720x478, SAR 8:9 -> 640x478 display): crop in display geometry
@@ -96,8 +99,7 @@ def test_split_fit_and_odd_geometry_render(tmp_path: Path) -> None:
     r = plan_reframe((0, 2_000_000), ft, ft.cuts_us, [], "9:16", "auto", 640, 478,
                      Fraction(30000, 1001))
     out = tmp_path / "sar.mp4"
-    render(sar, out, reframe_filter_steps(r, 640, 478, r.width, r.height, 0.0, frame_w=720,
-                                          frame_h=478), 0.0, 1.0, "30000/1001", r.width, r.height)
+    render(sar, out, r, 0.0, 1.0, "30000/1001", r.width, r.height)  # frame size: the renderer's
     assert gray_frames(out)[0][1].shape == (r.height, r.width) == (478, 268)
     # rotated source: FFmpeg rotates before the filters; the track is in display geometry
     rot = media(ROT)
@@ -105,6 +107,5 @@ def test_split_fit_and_odd_geometry_render(tmp_path: Path) -> None:
     assert (ft.width, ft.height) == (1280, 720)
     r = plan_reframe((0, 2_000_000), ft, ft.cuts_us, [], "1:1", "auto", 1280, 720, Fraction(10))
     out = tmp_path / "rot.mp4"
-    render(rot, out, reframe_filter_steps(r, 1280, 720, r.width, r.height, 0.0), 0.0, 1.0, "10",
-           r.width, r.height)
+    render(rot, out, r, 0.0, 1.0, "10", r.width, r.height)
     assert gray_frames(out)[0][1].shape == (720, 720)
