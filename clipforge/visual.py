@@ -59,41 +59,48 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import av
 import cv2
 import numpy as np
 
-from .errors import ConfigError, CorruptInputError
+from .errors import CorruptInputError
 from .imagetext import ImageTextScorer, image_text_scores
-from .timeutil import US_PER_S
+from .visual_decode import (
+    CUT_CONTEXT,
+    CUT_JUMP_RATIO,
+    CUT_MERGE_US,
+    CUT_THRESHOLD,
+    KEYFRAME_SCAN_US,
+    SAMPLE_INTERVAL_US,
+    SPARSE_KEYFRAME_GAP_US,
+    Method,
+    _Analyser,
+    _cut_times,
+    _flag_cuts,
+    _load_cascade,
+    choose_method,
+    decode_pass,
+    start_us,
+    ticks_to_us,
+    video_stream,
+)
+
+if TYPE_CHECKING:
+    from .reframe.faces import FaceSampler, FaceTrack
+
+# Kept under their old names (imported by clipforge.reframe and the tests).
+_video_stream, _start_us, _ticks_to_us = video_stream, start_us, ticks_to_us
+__all__ = ["CUT_CONTEXT", "CUT_JUMP_RATIO", "CUT_MERGE_US", "CUT_THRESHOLD", "KEYFRAME_SCAN_US",
+           "SAMPLE_INTERVAL_US", "SPARSE_KEYFRAME_GAP_US", "VisualTrack", "_cut_times",
+           "_flag_cuts", "empty_track", "visual_track"]
 
 DEFAULT_HOP_US = 1_000_000
-SPARSE_KEYFRAME_GAP_US = 2_000_000  # median key-frame gap above this -> sampled decode
-KEYFRAME_SCAN_US = 300 * US_PER_S  # the key-frame density is judged on this much source
-SAMPLE_INTERVAL_US = 500_000  # sampled decode analyses ~2 frames per second
-HIST_BINS = 32
-CUT_THRESHOLD = 0.35  # total-variation distance between gray histograms, in [0, 1]
-CUT_JUMP_RATIO = 3.0  # ... and at least this times the recent median distance
-CUT_CONTEXT = 6  # recent pairs the median is taken over
-CUT_MERGE_US = 1_000_000  # flagged pairs closer than this to the previous one: one transition
 MOTION_PERCENTILE = 95.0
 MOTION_FLOOR = 1.5  # gray levels; the normaliser never goes below this
 FACE_FULL_SHARE = 0.08  # largest face covering this share of the frame -> faces = 1.0
-FLAT_STD = 3.0  # frames flatter than this (gray std) are not searched for faces
-FACE_MIN_SIDE = 20  # px on the small frame
-FACE_SCALE_STEP = 1.2  # Haar pyramid step: 1.1 finds little more here and costs ~2x
 FACE_WEIGHT = 0.5  # score_between = FACE_WEIGHT * max(faces) + (1 - FACE_WEIGHT) * mean(motion)
-EMBED_BATCH = 16
-
-Method = Literal["keyframes", "sampled"]
-
-_Y_PLANE_FORMATS = frozenset(
-    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
-     "yuvj440p", "yuv411p", "yuv410p", "nv12", "nv21", "gray"}
-)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -114,10 +121,12 @@ class VisualTrack:
     method: str
     image_embeddings: np.ndarray | None = None
     undecodable_packets: int = 0  # damaged packets the decoder rejected (skipped)
+    face_track: FaceTrack | None = None  # faces of the same decode (``faces_fps`` > 0)
 
     def _key(self) -> tuple[Any, ...]:
         return (self.hop_us, self.faces, self.motion, self.scene_cuts, self.frame_times_us,
-                self.method, self.undecodable_packets)
+                self.method, self.undecodable_packets,
+                None if self.face_track is None else repr(self.face_track))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VisualTrack):
@@ -141,7 +150,8 @@ class VisualTrack:
         (store them with ``np.save`` beside it when needed)."""
         return {"hop_us": self.hop_us, "faces": list(self.faces), "motion": list(self.motion),
                 "scene_cuts": list(self.scene_cuts), "frame_times_us": list(self.frame_times_us),
-                "method": self.method, "undecodable_packets": self.undecodable_packets}
+                "method": self.method, "undecodable_packets": self.undecodable_packets,
+                **({} if self.face_track is None else {"face_track": self.face_track.to_json()})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any],
@@ -151,7 +161,8 @@ class VisualTrack:
                    scene_cuts=tuple(int(v) for v in data["scene_cuts"]),
                    frame_times_us=tuple(int(v) for v in data["frame_times_us"]),
                    method=str(data["method"]), image_embeddings=image_embeddings,
-                   undecodable_packets=int(data.get("undecodable_packets", 0)))
+                   undecodable_packets=int(data.get("undecodable_packets", 0)),
+                   face_track=_face_track_from_json(data.get("face_track")))
 
     def _cells(self, start_us: int, end_us: int) -> tuple[int, int] | None:
         n = len(self.faces)
@@ -198,136 +209,22 @@ class VisualTrack:
         return float(np.max(image_text_scores(emb[lo:hi], text_embedding)))
 
 
+def _face_track_from_json(data: dict[str, Any] | None) -> FaceTrack | None:
+    if data is None:
+        return None
+    from .reframe.faces import FaceTrack  # lazy: clipforge.reframe imports this module
+
+    return FaceTrack.from_json(data)
+
+
 def empty_track(hop_us: int = DEFAULT_HOP_US, method: str = "keyframes") -> VisualTrack:
     return VisualTrack(hop_us=hop_us, faces=(), motion=(), scene_cuts=(), frame_times_us=(),
                        method=method)
 
 
 # ---------------------------------------------------------------------------------------
-# Decoding
-# ---------------------------------------------------------------------------------------
-
-
-def _small_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_side / max(width, height, 1))
-    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
-
-
-def _small_gray(frame: av.VideoFrame, max_side: int) -> np.ndarray:
-    w, h = _small_size(frame.width, frame.height, max_side)
-    if frame.format.name in _Y_PLANE_FORMATS:
-        plane = frame.planes[0]
-        buf = np.frombuffer(memoryview(plane), dtype=np.uint8)
-        y = buf[: plane.height * plane.line_size].reshape(plane.height, plane.line_size)
-        y = y[: frame.height, : frame.width]
-        if (w, h) == (frame.width, frame.height):
-            return np.ascontiguousarray(y)
-        return cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
-    out = frame.to_ndarray(format="gray", width=w, height=h)
-    return np.ascontiguousarray(out, dtype=np.uint8)
-
-
-def _small_rgb(frame: av.VideoFrame, short_side: int) -> np.ndarray:
-    """RGB frame whose shorter side is ``short_side`` (never upscaled): what an
-    image embedder resizes and centre-crops to its input size."""
-    scale = min(1.0, short_side / max(1, min(frame.width, frame.height)))
-    w = max(1, int(round(frame.width * scale)))
-    h = max(1, int(round(frame.height * scale)))
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24", width=w, height=h))
-
-
-_NOT_MOTION = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
-
-
-def _video_stream(container: Any) -> Any | None:
-    """The first real video stream: cover art (``attached_pic``, e.g. in an MP3 or M4A)
-    and thumbnail tracks are not video."""
-    for stream in container.streams.video:
-        if not (stream.disposition & _NOT_MOTION):
-            return stream
-    return None
-
-
-def _start_us(container: Any) -> int:
-    start = container.start_time
-    return int(start) if start is not None and start > 0 else 0
-
-
-def _ticks_to_us(ticks: int, time_base: Fraction) -> int:
-    """``ticks * time_base`` seconds in microseconds, rounded half away from zero
-    (integer arithmetic: called for every decoded frame)."""
-    num = ticks * time_base.numerator * US_PER_S
-    den = time_base.denominator
-    if num >= 0:
-        return (2 * num + den) // (2 * den)
-    return -((-2 * num + den) // (2 * den))
-
-
-def _frame_time_us(frame: av.VideoFrame, start_us: int) -> int | None:
-    if frame.pts is None or frame.time_base is None:
-        return None
-    return _ticks_to_us(int(frame.pts), frame.time_base) - start_us
-
-
-def _median_keyframe_gap_us(path: str, duration_us: int) -> int | None:
-    """Median gap between key frames (demux only, no decoding) over at most the first
-    ``KEYFRAME_SCAN_US`` of the source; the end of the scanned span closes the last gap.
-    None when fewer than two key frames are seen."""
-    with av.open(path) as container:
-        stream = _video_stream(container)
-        if stream is None:
-            return None
-        start_us = _start_us(container)
-        limit = min(duration_us, KEYFRAME_SCAN_US) if duration_us > 0 else KEYFRAME_SCAN_US
-        times: list[int] = []
-        for packet in container.demux(stream):
-            if packet.pts is None or packet.time_base is None:
-                continue
-            t = _ticks_to_us(int(packet.pts), packet.time_base) - start_us
-            if t > limit:
-                break
-            if packet.is_keyframe:
-                times.append(t)
-    times = sorted(set(times))
-    if len(times) < 2:
-        return None
-    # The end of the scanned span closes the last gap (only when the duration is known).
-    edges = times + [limit] if duration_us > 0 and limit > times[-1] else times
-    gaps = np.diff(np.asarray(edges, dtype=np.int64))
-    return int(np.median(gaps))
-
-
-def _choose_method(path: str, duration_us: int) -> Method:
-    gap = _median_keyframe_gap_us(path, duration_us)
-    if gap is None or gap > SPARSE_KEYFRAME_GAP_US:
-        return "sampled"
-    return "keyframes"
-
-
-# ---------------------------------------------------------------------------------------
 # The track
 # ---------------------------------------------------------------------------------------
-
-
-def _gray_hist(gray: np.ndarray) -> np.ndarray:
-    hist = cv2.calcHist([gray], [0], None, [HIST_BINS], [0, 256]).reshape(-1)
-    total = float(hist.sum())
-    return hist / total if total > 0 else hist
-
-
-def _largest_face_share(cascade: cv2.CascadeClassifier, gray: np.ndarray) -> float:
-    if float(gray.std()) < FLAT_STD:
-        return 0.0
-    h, w = gray.shape[:2]
-    if min(h, w) < FACE_MIN_SIDE:
-        return 0.0
-    faces = cascade.detectMultiScale(
-        gray, scaleFactor=FACE_SCALE_STEP, minNeighbors=5, minSize=(FACE_MIN_SIDE, FACE_MIN_SIDE)
-    )
-    if len(faces) == 0:
-        return 0.0
-    largest = max(int(fw) * int(fh) for (_x, _y, fw, fh) in faces)
-    return largest / float(w * h)
 
 
 def _face_value(share: float) -> float:
@@ -364,127 +261,18 @@ def _cell_series(
     return [round(float(v), 4) if v is not None else 0.0 for v in out]
 
 
-def _flag_cuts(dists: Sequence[float]) -> list[bool]:
-    """Pair ``i`` (frames ``i`` and ``i + 1``) is a cut candidate when its histogram
-    distance is >= CUT_THRESHOLD and >= CUT_JUMP_RATIO x the median of the previous
-    CUT_CONTEXT distances."""
-    flags: list[bool] = []
-    for i, d in enumerate(dists):
-        context = dists[max(0, i - CUT_CONTEXT): i]
-        base = float(np.median(context)) if context else 0.0
-        flags.append(d >= CUT_THRESHOLD and d >= CUT_JUMP_RATIO * base)
-    return flags
+def _face_sampler(src: str, faces_fps: int, profile: bool) -> FaceSampler | None:
+    if faces_fps <= 0:
+        return None
+    from .probe import probe  # lazy: only when faces are asked
+    from .reframe.faces import FaceSampler
 
-
-def _cut_times(flags: Sequence[bool], times: Sequence[int]) -> list[int]:
-    """One time per transition: a flagged pair within CUT_MERGE_US of the previous
-    flagged pair continues it (a fade through black flags the pair into and the pair
-    out of the black frame); the transition is reported at its first flagged pair."""
-    cuts: list[int] = []
-    last_flagged: int | None = None
-    for i, flagged in enumerate(flags):
-        if not flagged:
-            continue
-        t = times[i + 1]
-        if last_flagged is None or t - last_flagged >= CUT_MERGE_US:
-            cuts.append(t)
-        last_flagged = t
-    return cuts
-
-
-class _Analyser:
-    """Per-frame work of one decoding pass: small gray frame, histogram distance and
-    absolute difference to the previous analysed frame, largest face, optional
-    image embedding (batched)."""
-
-    def __init__(self, cascade: cv2.CascadeClassifier, max_side: int,
-                 embedder: ImageTextScorer | None, report: Callable[[float], None],
-                 duration_us: int) -> None:
-        self.cascade = cascade
-        self.max_side = max_side
-        self.embedder = embedder
-        self.report = report
-        self.duration_us = duration_us
-        self.times: list[int] = []
-        self.face_shares: list[float] = []
-        self.diffs: list[float] = []  # diffs[i]: frames i and i + 1
-        self.dists: list[float] = []
-        self.prev_gray: np.ndarray | None = None
-        self.prev_hist: np.ndarray | None = None
-        self.embeddings: list[np.ndarray] = []
-        self.rgb_batch: list[np.ndarray] = []
-
-    def analyse(self, frame: av.VideoFrame, t: int) -> None:
-        gray = _small_gray(frame, self.max_side)
-        hist = _gray_hist(gray)
-        if self.prev_gray is not None and self.prev_hist is not None:
-            same = self.prev_gray.shape == gray.shape
-            self.diffs.append(float(cv2.absdiff(self.prev_gray, gray).mean()) if same else 0.0)
-            self.dists.append(0.5 * float(np.abs(hist - self.prev_hist).sum()))
-        self.prev_gray, self.prev_hist = gray, hist
-        self.times.append(t)
-        self.face_shares.append(_largest_face_share(self.cascade, gray))
-        if self.embedder is not None:
-            self.rgb_batch.append(_small_rgb(frame, self.embedder.image_size))
-            if len(self.rgb_batch) >= EMBED_BATCH:
-                self.embeddings.append(self.embedder.embed_images(self.rgb_batch))
-                self.rgb_batch = []
-        if self.duration_us > 0:
-            self.report(min(1.0, t / self.duration_us))
-
-    def finish_embeddings(self) -> np.ndarray | None:
-        if self.embedder is None:
-            return None
-        if self.rgb_batch:
-            self.embeddings.append(self.embedder.embed_images(self.rgb_batch))
-            self.rgb_batch = []
-        if not self.embeddings:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.concatenate(self.embeddings, axis=0)
-
-
-def _decode_pass(src: str, method: Method, analyser: _Analyser, duration_us: int, *,
-                 skip_nonref: bool) -> tuple[int, int, int]:
-    """One pass over the first video stream; returns (frames decoded, packets read,
-    packets the decoder rejected as invalid data)."""
-    decoded = packets = bad = 0
-    next_sample = 0
-    with av.open(src) as container:
-        stream = _video_stream(container)
-        if stream is None:
-            return decoded, packets, bad
-        if method == "keyframes":
-            stream.codec_context.skip_frame = "NONKEY"
-        else:
-            stream.thread_type = "AUTO"
-            if skip_nonref:
-                stream.codec_context.skip_frame = "NONREF"
-        start_us = _start_us(container)
-        times = analyser.times
-        for packet in container.demux(stream):
-            if packet.size:
-                packets += 1
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:
-                bad += 1  # a damaged packet: skip it (counted), keep the rest
-                continue
-            for frame in frames:
-                decoded += 1
-                t = _frame_time_us(frame, start_us)
-                if t is None:
-                    continue
-                t = max(0, t)
-                if duration_us > 0 and t >= duration_us:
-                    return decoded, packets, bad
-                if times and t <= times[-1]:
-                    continue
-                if method == "sampled":
-                    if t < next_sample:
-                        continue
-                    next_sample = (t // SAMPLE_INTERVAL_US + 1) * SAMPLE_INTERVAL_US
-                analyser.analyse(frame, t)
-    return decoded, packets, bad
+    v = probe(src).video
+    if v is None:
+        return None
+    return FaceSampler(v.display_width, v.display_height, v.rotation, faces_fps,
+                       frame_us=int(round(1_000_000 / float(v.fps))) if v.fps else 0,
+                       profile=profile)
 
 
 def visual_track(
@@ -496,6 +284,8 @@ def visual_track(
     progress: Callable[[float], None] | None = None,
     method: Literal["auto", "keyframes", "sampled"] = "auto",
     image_embedder: ImageTextScorer | None = None,
+    faces_fps: int = 0,
+    faces_profile: bool = True,
 ) -> VisualTrack:
     """Faces, motion and scene cuts of the first video stream of ``path`` on a
     ``hop_us`` grid of ``ceil(duration_us / hop_us)`` cells (see the module doc).
@@ -503,10 +293,13 @@ def visual_track(
     ``method="auto"`` picks key frames or sampled decoding from the key-frame density;
     ``"keyframes"``/``"sampled"`` force one. ``progress`` gets fractions in [0, 1].
     ``image_embedder`` (default off) also stores one image embedding per analysed frame.
+    ``faces_fps`` > 0 (reframing): the same decode (sampled) also yields the virtual
+    camera's faces at that rate, in ``VisualTrack.face_track`` (its ``cuts_us`` are
+    ``scene_cuts``); ``faces_profile=False`` leaves the profile cascade out.
     A source without a video stream (cover art does not count) gives an empty track that
-    scores 0. A file that
-    cannot be opened raises ``CorruptInputError``; undecodable packets are skipped and
-    counted in ``undecodable_packets`` (all of them undecodable: ``CorruptInputError``).
+    scores 0. A file that cannot be opened raises ``CorruptInputError``; undecodable
+    packets are skipped and counted in ``undecodable_packets`` (all of them undecodable:
+    ``CorruptInputError``).
     """
     if hop_us <= 0:
         raise ValueError(f"hop_us must be positive, got {hop_us}")
@@ -514,11 +307,14 @@ def visual_track(
     cv2.setNumThreads(2)
     try:
         with av.open(src) as probe_container:
-            if _video_stream(probe_container) is None:
+            if video_stream(probe_container) is None:
                 return empty_track(hop_us, "keyframes" if method == "auto" else method)
             if duration_us <= 0 and probe_container.duration:
                 duration_us = int(probe_container.duration)
-        chosen: Method = _choose_method(src, duration_us) if method == "auto" else method
+        if faces_fps > 0:
+            chosen: Method = "sampled"
+        else:
+            chosen = choose_method(src, duration_us) if method == "auto" else method
         reported = [-1.0]
 
         def report(frac: float) -> None:  # monotone, at most every 1 %
@@ -526,25 +322,21 @@ def visual_track(
                 reported[0] = frac
                 progress(frac)
 
-        cascade = cv2.CascadeClassifier(
-            cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
-        )
-        if cascade.empty():
-            raise ConfigError(
-                "OpenCV's haarcascade_frontalface_default.xml could not be loaded. "
-                "Reinstall opencv-python-headless<5 (5.0 dropped CascadeClassifier)."
-            )
-        analyser = _Analyser(cascade, max_side, image_embedder, report, duration_us)
-        decoded, packets, bad = _decode_pass(src, chosen, analyser, duration_us,
-                                             skip_nonref=True)
+        cascade = _load_cascade()
+
+        def run(skip_nonref: bool) -> tuple[_Analyser, int, int, int]:
+            an = _Analyser(cascade, max_side, chosen, image_embedder, report, duration_us,
+                           _face_sampler(src, faces_fps, faces_profile))
+            return (an, *decode_pass(src, chosen, an.on_frame, duration_us,
+                                     skip_nonref=skip_nonref))
+
+        analyser, decoded, packets, bad = run(True)
         expected = duration_us // SAMPLE_INTERVAL_US
         if (chosen == "sampled" and expected >= 4 and len(analyser.times) < expected // 2
                 and decoded < packets // 2):
             # Skipping non-reference frames left too few: a stream whose frames are
             # mostly non-reference. Decode everything instead (rare; costs a second pass).
-            analyser = _Analyser(cascade, max_side, image_embedder, report, duration_us)
-            decoded, packets, bad = _decode_pass(src, chosen, analyser, duration_us,
-                                                 skip_nonref=False)
+            analyser, decoded, packets, bad = run(False)
     except av.error.FFmpegError as exc:
         raise CorruptInputError(
             f"{src}: the video stream could not be read ({exc}). Re-export the file "
@@ -556,32 +348,27 @@ def visual_track(
             "invalid data). The file is damaged or uses a codec this FFmpeg cannot decode; "
             "re-export it (e.g. `ffmpeg -i IN -c:v libx264 -c:a copy OUT.mp4`) and try again."
         )
-    times, diffs, dists = analyser.times, analyser.diffs, analyser.dists
-    face_shares = analyser.face_shares
+    times, diffs = analyser.times, analyser.diffs
     embeddings = analyser.finish_embeddings()
-
     n_cells = max(1, -(-duration_us // hop_us)) if duration_us > 0 else max(
         1, (times[-1] // hop_us + 1) if times else 1
     )
-    cut_flags = _flag_cuts(dists)
-    cuts = tuple(_cut_times(cut_flags, times))
+    cut_flags = _flag_cuts(analyser.dists)
+    cuts = analyser.cuts()
     still = [d for d, is_cut in zip(diffs, cut_flags, strict=True) if not is_cut]
     scale = max(float(np.percentile(still, MOTION_PERCENTILE)) if still else 0.0, MOTION_FLOOR)
     motion_times = [times[i + 1] for i, is_cut in enumerate(cut_flags) if not is_cut]
     motion_values = [min(1.0, d / scale) for d in still]
-    faces = _cell_series(n_cells, hop_us, times, [_face_value(s) for s in face_shares],
+    faces = _cell_series(n_cells, hop_us, times, [_face_value(s) for s in analyser.face_shares],
                          max, "forward")
     motion = _cell_series(n_cells, hop_us, motion_times, motion_values,
                           lambda v: sum(v) / len(v), "backward")
+    sampler = analyser.faces
     if progress is not None:
         progress(1.0)
     return VisualTrack(
-        hop_us=hop_us,
-        faces=tuple(faces),
-        motion=tuple(motion),
-        scene_cuts=cuts,
-        frame_times_us=tuple(times),
-        method=chosen,
-        image_embeddings=embeddings,
+        hop_us=hop_us, faces=tuple(faces), motion=tuple(motion), scene_cuts=cuts,
+        frame_times_us=tuple(times), method=chosen, image_embeddings=embeddings,
         undecodable_packets=bad,
+        face_track=None if sampler is None else sampler.track(duration_us, cuts),
     )

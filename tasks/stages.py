@@ -56,8 +56,12 @@ def _text_key(_ctx: Any, p: dict[str, Any]) -> str:
 
 
 def _visual_key(_ctx: Any, p: dict[str, Any]) -> str:
-    return "visual-{}-{}-{}".format(p["sha256"], params_hash(p["settings"].image_text_model),
-                                    code_version("visual", "signals"))
+    faces_fps = int(p.get("faces_fps", 0))
+    params: Any = p["settings"].image_text_model
+    if faces_fps:  # the same decode also gave the virtual camera's faces
+        params = [params, faces_fps]
+    modules = ("visual", "visual_decode", "signals") + (("reframe",) if faces_fps else ())
+    return "visual-{}-{}-{}".format(p["sha256"], params_hash(params), code_version(*modules))
 
 
 @task(name="probe", cache_policy=NO_CACHE)
@@ -93,22 +97,27 @@ def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
 @task(name="visual-signals", cache_key_fn=_visual_key, persist_result=True, tags=[HEAVY_TAG],
       retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=retry_transient)
-def visual_task(path: str, sha256: str, duration_us: int, settings: Settings
-                ) -> visual.VisualTrack:
-    # on the audio signals' grid, so every signal shares one time grid
+def visual_task(path: str, sha256: str, duration_us: int, settings: Settings,
+                faces_fps: int = 0) -> visual.VisualTrack:
+    """Visual signals on the audio signals' grid (every signal shares one time grid).
+    ``faces_fps`` > 0 (reframing asked): the same decode also gives the virtual camera's
+    faces (``.face_track``), cached with it, so ``faces_task`` is not needed."""
     return visual.visual_track(path, duration_us=duration_us, hop_us=signals.GRID_HOP_US,
                                progress=reporter().fraction("visual signals"),
-                               image_embedder=image_text_scorer(settings))
+                               image_embedder=image_text_scorer(settings),
+                               faces_fps=faces_fps)
 
 
 def _faces_key(_ctx: Any, p: dict[str, Any]) -> str:
-    return f"faces-{p['sha256']}-{p['fps']}-{code_version('reframe')}"
+    return f"faces-{p['sha256']}-{p['fps']}-{code_version('reframe', 'visual', 'visual_decode')}"
 
 
 @task(name="faces", cache_key_fn=_faces_key, persist_result=True, tags=[HEAVY_TAG],
       retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def faces_task(path: str, sha256: str, duration_us: int, fps: int = 5) -> reframe.FaceTrack:
-    """Faces and shot cuts for the virtual camera (only runs when reframing is asked)."""
+    """Faces and shot cuts for the virtual camera (only runs when reframing is asked).
+    One decode (``visual_track(..., faces_fps=fps)``); when the flow passes ``faces_fps``
+    to ``visual_task`` instead, use its ``.face_track`` and skip this task."""
     return reframe.face_track(path, duration_us, fps)
 
 

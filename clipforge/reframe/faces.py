@@ -3,12 +3,13 @@
 * ``detect(gray)``: faces on one small gray frame (OpenCV Haar cascades: frontal, plus
   profile on the frame and its mirror image; overlapping boxes merged). Pure per-frame
   work, so it can also run inside the shared visual decode.
-* ``face_track(path, duration_us, fps=5)``: every frame is decoded (threaded), faces are
-  searched on frames sampled at ``fps`` (longest side ``max_side`` px, display geometry:
-  sample aspect ratio and rotation applied), and shot cuts are found on *every* frame
-  (32-bin histogram distance of an 80 px thumbnail, a jump over the recent median), so a
-  cut is placed to the frame, not to the sampling interval. The visual pass's
-  key-frame-only cuts miss most cuts of the face clips (see the report in issue 11).
+* ``FaceSampler``: faces at ``fps`` (display geometry: sample aspect ratio and rotation
+  applied; longest side 320 px) fed by ``clipforge.visual``'s decode, detect-then-track
+  (``redetect`` near the last box, a full search at shot starts, on loss and every
+  ``FULL_EVERY`` samples). The shot cuts come from the same decode's per-frame
+  ``clipforge.visual_decode.CutDetector`` (every reference frame, 80 px thumbnails).
+* ``face_track(path, duration_us, fps=5)``: that decode's faces and cuts (a thin wrapper
+  of ``visual_track(..., faces_fps=fps)``).
 
 Boxes are stored in source display pixels; times are integer microseconds from the
 container's start (as ``clipforge.visual``). The result is deterministic and
@@ -17,6 +18,7 @@ JSON-serialisable (``FaceTrack.to_json`` / ``from_json``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,21 +27,19 @@ import av
 import cv2
 import numpy as np
 
-from ..errors import CorruptInputError
-from ..probe import probe
-from ..visual import _start_us, _ticks_to_us, _video_stream
+from ..visual_decode import CutDetector, gray_at
+
+__all__ = ["Box", "CutDetector", "FaceSampler", "FaceTrack", "detect", "face_track",
+           "mouth_motion", "redetect"]
 
 MIN_FACE = 16  # px on the small frame
 SCALE_STEP = 1.2
 MIN_NEIGHBORS = 5
 MERGE_IOU = 0.3
 FLAT_STD = 3.0
-CUT_THUMB = 80  # px, longest side of the per-frame cut thumbnail
-CUT_THRESHOLD = 0.30  # histogram total-variation distance, in [0, 1]
-CUT_MAD = 20.0  # or: mean absolute thumbnail difference, gray levels
-CUT_JUMP_RATIO = 3.0  # ... and this many times the recent median of the same measure
-CUT_CONTEXT = 8
-CUT_MIN_GAP_US = 400_000
+FULL_EVERY = 5  # samples: a full-frame search at least this often (new faces appear)
+ROI_PAD = 0.5  # a tracked face is searched again in its box grown by this x its width
+ROI_SCALE = (0.7, 1.45)  # ... at sizes within these factors of its width
 
 _CASCADES: dict[str, cv2.CascadeClassifier] = {}
 
@@ -162,105 +162,117 @@ class FaceTrack:
                    tuple(int(t) for t in d["cuts_us"]))
 
 
-def _hist(gray: np.ndarray) -> np.ndarray:
-    h = cv2.calcHist([gray], [0], None, [32], [0, 256]).reshape(-1)
-    return h / max(1.0, float(h.sum()))
+def redetect(gray: np.ndarray, tracked: Sequence[Box]) -> list[Box] | None:
+    """Each tracked face searched again near where it was (its box grown by
+    ``ROI_PAD``, sizes within ``ROI_SCALE``, the cascade that found it): a few pyramid
+    levels on a small window instead of the whole frame. None when any face is lost
+    (then the caller searches the whole frame)."""
+    h, w = gray.shape[:2]
+    out: list[Box] = []
+    for b in tracked:
+        pad = ROI_PAD * b.w
+        x0, y0 = max(0, int(b.x - pad)), max(0, int(b.y - pad))
+        x1, y1 = min(w, int(b.x + b.w + pad) + 1), min(h, int(b.y + b.h + pad) + 1)
+        lo = max(MIN_FACE, int(ROI_SCALE[0] * b.w))
+        hi = int(ROI_SCALE[1] * b.w) + 1
+        if x1 - x0 < lo or y1 - y0 < lo:
+            return None
+        roi = gray[y0:y1, x0:x1]
+        kw: dict[str, Any] = {"scaleFactor": 1.1, "minNeighbors": MIN_NEIGHBORS,
+                              "minSize": (lo, lo), "maxSize": (hi, hi)}
+        cands: list[Box] = []
+        if b.kind == "frontal":
+            cascade = _cascade("haarcascade_frontalface_default.xml")
+            for x, y, bw, bh in cascade.detectMultiScale(roi, **kw):
+                cands.append(Box(float(x + x0), float(y + y0), float(bw), float(bh), "frontal"))
+        else:
+            prof = _cascade("haarcascade_profileface.xml")
+            rw = x1 - x0
+            for x, y, bw, bh in prof.detectMultiScale(roi, **kw):
+                cands.append(Box(float(x + x0), float(y + y0), float(bw), float(bh), "profile"))
+            for x, y, bw, bh in prof.detectMultiScale(np.ascontiguousarray(roi[:, ::-1]), **kw):
+                cands.append(Box(float(x0 + rw - x - bw), float(y + y0), float(bw), float(bh),
+                                 "profile"))
+        if not cands:
+            return None
+        best = min(cands, key=lambda c: ((c.cx - b.cx) ** 2 + (c.cy - b.cy) ** 2, c.x, c.y))
+        if all(_iou(best, k) < MERGE_IOU for k in out):
+            out.append(best)
+    return sorted(out, key=lambda b: (-b.w * b.h, b.x, b.y))
 
 
-class CutDetector:
-    """Per-frame shot cuts: the histogram distance or the mean absolute difference of
-    consecutive thumbnails jumps over its recent median (a pan keeps both high, a cut
-    is a spike). Cuts closer than ``CUT_MIN_GAP_US`` to the previous one are one
-    transition."""
+class FaceSampler:
+    """Faces at ``fps`` from frames of a decode it does not own (``clipforge.visual``'s
+    pass calls ``push`` for every decoded frame). Frames are looked at in display
+    geometry (sample aspect ratio and rotation applied), longest side ``max_side``.
 
-    def __init__(self) -> None:
-        self.prev: tuple[np.ndarray, np.ndarray] | None = None
-        self.recent: list[tuple[float, float]] = []
-        self.cuts: list[int] = []
+    Detect, then track: a face found in one sample is searched again near its last box
+    (``redetect``); the whole frame is searched at the first sample of a shot, when a
+    tracked face is lost, when nothing is tracked, and every ``FULL_EVERY`` samples."""
 
-    def push(self, thumb: np.ndarray, t_us: int) -> None:
-        h = _hist(thumb)
-        t16 = thumb.astype(np.int16)
-        if self.prev is not None and self.prev[1].shape == t16.shape:
-            d = 0.5 * float(np.abs(h - self.prev[0]).sum())
-            mad = float(np.mean(np.abs(t16 - self.prev[1])))
-            bd = float(np.median([r[0] for r in self.recent])) if self.recent else 0.0
-            bm = float(np.median([r[1] for r in self.recent])) if self.recent else 0.0
-            jump = (d >= CUT_THRESHOLD and d >= CUT_JUMP_RATIO * bd) or (
-                mad >= CUT_MAD and mad >= CUT_JUMP_RATIO * bm)
-            if jump and (not self.cuts or t_us - self.cuts[-1] >= CUT_MIN_GAP_US):
-                self.cuts.append(t_us)
-            self.recent = (self.recent + [(d, mad)])[-CUT_CONTEXT:]
-        self.prev = (h, t16)
+    def __init__(self, width: int, height: int, rotation: int, fps: int, *, frame_us: int = 0,
+                 max_side: int = 320, profile: bool = True) -> None:
+        self.width, self.height, self.rotation, self.fps = width, height, rotation, fps
+        self.profile = profile
+        pre_w, pre_h = (height, width) if rotation in (90, 270) else (width, height)
+        s = min(1.0, max_side / max(pre_w, pre_h, 1))
+        self.small = (max(1, round(pre_w * s)), max(1, round(pre_h * s)))
+        sw, sh = (self.small[1], self.small[0]) if rotation in (90, 270) else self.small
+        self.sx, self.sy = width / sw, height / sh
+        self.area = float(sw * sh)
+        self.step_us = 1_000_000 // fps
+        self.frame_us = frame_us or self.step_us
+        self.next_t = 0
+        self.new_shot = True
+        self.tracked: list[Box] = []
+        self.since_full = 0
+        self.prev: np.ndarray | None = None
+        self.times: list[int] = []
+        self.boxes: list[tuple[Box, ...]] = []
+        self.largest_share = 0.0  # of the latest sample's largest face, of the frame area
+        self.full_scans = 0
 
+    def push(self, frame: av.VideoFrame, t_us: int, new_shot: bool = False) -> None:
+        self.new_shot = self.new_shot or new_shot
+        half = self.frame_us // 2
+        if t_us + half < self.next_t:
+            return
+        self.next_t = ((t_us + half) // self.step_us + 1) * self.step_us
+        gray = gray_at(frame, self.small)
+        if self.rotation:
+            gray = np.ascontiguousarray(np.rot90(gray, k=-(self.rotation // 90)))
+        found: list[Box] | None = None
+        if self.tracked and not self.new_shot and self.since_full < FULL_EVERY - 1:
+            found = redetect(gray, self.tracked)
+        if found is None:
+            found = detect(gray, profile=self.profile)
+            self.since_full = 0
+            self.full_scans += 1
+        else:
+            self.since_full += 1
+        self.new_shot = False
+        self.tracked = found
+        prev = self.prev
+        self.prev = gray
+        self.times.append(t_us)
+        self.boxes.append(tuple(Box(b.x, b.y, b.w, b.h, b.kind, mouth_motion(b, gray, prev))
+                                .scaled(self.sx, self.sy) for b in found))
+        self.largest_share = max((b.w * b.h for b in found), default=0.0) / self.area
 
-def _gray_display(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.ndarray:
-    """8-bit gray of ``frame`` resized to ``size`` (pre-rotation display geometry), then
-    rotated clockwise by ``rotation`` degrees."""
-    if frame.format.name.startswith(("yuv", "nv", "gray")) and "p10" not in frame.format.name \
-            and "p12" not in frame.format.name:
-        plane = frame.planes[0]
-        buf = np.frombuffer(memoryview(plane), dtype=np.uint8)
-        y = buf[: plane.height * plane.line_size].reshape(plane.height, plane.line_size)
-        g = cv2.resize(y[: frame.height, : frame.width], size, interpolation=cv2.INTER_AREA)
-    else:
-        g = np.ascontiguousarray(frame.to_ndarray(format="gray", width=size[0], height=size[1]))
-    if rotation:
-        g = np.ascontiguousarray(np.rot90(g, k=-(rotation // 90)))
-    return g
+    def track(self, duration_us: int, cuts_us: Sequence[int]) -> FaceTrack:
+        return FaceTrack(self.width, self.height, self.fps, self.frame_us, duration_us,
+                         tuple(self.times), tuple(self.boxes), tuple(cuts_us))
 
 
 def face_track(path: str | Path, duration_us: int, fps: int = 5, *, max_side: int = 320,
                profile: bool = True) -> FaceTrack:
-    """Faces at ``fps`` and shot cuts of the first video stream of ``path`` (see the
-    module doc). A source without video gives an empty track."""
-    src = str(path)
-    info = probe(src)
-    v = info.video
-    if v is None:
+    """Faces at ``fps`` and frame-accurate shot cuts of the first video stream of
+    ``path``: the faces half of ``clipforge.visual.visual_track(..., faces_fps=fps)``
+    (one decode; prefer that call when the visual signals are needed too). A source
+    without video gives an empty track."""
+    from ..visual import visual_track  # lazy: clipforge.visual imports this module lazily
+
+    vt = visual_track(str(path), duration_us=duration_us, faces_fps=fps, faces_profile=profile)
+    if vt.face_track is None:
         return FaceTrack(0, 0, fps, 0, duration_us, (), (), ())
-    rot = v.rotation
-    pre_w, pre_h = (v.display_height, v.display_width) if rot in (90, 270) else (
-        v.display_width, v.display_height)
-    s = min(1.0, max_side / max(pre_w, pre_h))
-    small = (max(1, round(pre_w * s)), max(1, round(pre_h * s)))
-    t = min(1.0, CUT_THUMB / max(pre_w, pre_h))
-    thumb = (max(1, round(pre_w * t)), max(1, round(pre_h * t)))
-    sw, sh = (small[1], small[0]) if rot in (90, 270) else small
-    sx, sy = v.display_width / sw, v.display_height / sh
-    step_us = 1_000_000 // fps
-    frame_us = int(round(1_000_000 / float(v.fps))) if v.fps else step_us
-    cv2.setNumThreads(2)
-    times: list[int] = []
-    boxes: list[tuple[Box, ...]] = []
-    cuts = CutDetector()
-    prev: np.ndarray | None = None
-    next_t = 0
-    try:
-        container = av.open(src)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise CorruptInputError(f"{src}: cannot be opened for face tracking ({exc}); "
-                                "check the file with `clipforge probe`.") from exc
-    with container:
-        stream = _video_stream(container)
-        if stream is None:
-            return FaceTrack(0, 0, fps, 0, duration_us, (), (), ())
-        stream.thread_type = "AUTO"
-        start = _start_us(container)
-        for frame in container.decode(stream):
-            if frame.pts is None or frame.time_base is None:
-                continue
-            t_us = _ticks_to_us(int(frame.pts), frame.time_base) - start
-            cuts.push(_gray_display(frame, thumb, rot), t_us)
-            if t_us + frame_us // 2 < next_t:
-                continue
-            next_t = ((t_us + frame_us // 2) // step_us + 1) * step_us
-            gray = _gray_display(frame, small, rot)
-            found = detect(gray, profile=profile)
-            found = [Box(b.x, b.y, b.w, b.h, b.kind, mouth_motion(b, gray, prev)) for b in found]
-            prev = gray
-            times.append(t_us)
-            boxes.append(tuple(b.scaled(sx, sy) for b in found))
-    return FaceTrack(v.display_width, v.display_height, fps, frame_us,
-                     duration_us or info.duration_us, tuple(times), tuple(boxes),
-                     tuple(cuts.cuts))
+    return vt.face_track
