@@ -3,12 +3,15 @@
 librosa JIT-compiles its signal kernels (YIN, onset strength, RMS framing) on first use,
 which cost a fresh machine's first run about 20 s. Running the same signal path once on a
 few seconds of synthetic audio at install time writes numba's cache next to librosa, so
-no run pays the compile. ``make install`` runs ``python -m clipforge.warmup``.
+no run pays the compile. It also exports the bundled sentence model to ONNX
+(:mod:`clipforge.semantic.onnx_export`), so no run imports torch to embed a prompt.
+``make install`` runs ``python -m clipforge.warmup``.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -26,5 +29,24 @@ def warm_up() -> float:
     return time.monotonic() - t
 
 
+def export_sentence_model() -> tuple[Path, float]:
+    """Export the bundled sentence model to ONNX unless already there; returns the file
+    and the seconds it took (0 when it existed)."""
+    from .semantic import default_model_path
+    from .semantic.onnx_encoder import onnx_path
+    from .semantic.onnx_export import export
+
+    t = time.monotonic()
+    model_dir = Path(default_model_path())
+    target = onnx_path(model_dir)
+    if target.is_file():
+        return target, 0.0
+    export(model_dir, target)
+    return target, time.monotonic() - t
+
+
 if __name__ == "__main__":
     print(f"clipforge: signal kernels compiled and cached ({warm_up():.1f} s)")
+    path, took = export_sentence_model()
+    print(f"clipforge: sentence model on ONNX at {path}"
+          + (f" (exported in {took:.1f} s)" if took else " (already exported)"))

@@ -1,0 +1,116 @@
+"""Export a sentence-transformers BERT-style model (transformer + mean pooling) to ONNX.
+
+Install-time only (``python -m clipforge.warmup``) or a one-off on first use: this imports
+torch and transformers, which the run path never does. The export is checked against
+torch on a padded batch before it is published (written atomically).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+_CHECK = ["Hello world.", "The quarterly figures were better than anyone expected, "
+          "and the team celebrated late into the night.", "ok"]
+
+
+@contextlib.contextmanager
+def _no_onnx_package() -> Iterator[None]:
+    """torch's TorchScript exporter imports the ``onnx`` package only to splice in
+    onnxscript custom functions, which this graph has none of; skip that step so the
+    export needs no extra dependency."""
+    from torch.onnx._internal.torchscript_exporter import onnx_proto_utils as utils
+
+    original = utils._add_onnxscript_fn
+    utils._add_onnxscript_fn = lambda model_bytes, custom_opsets: model_bytes
+    try:
+        yield
+    finally:
+        utils._add_onnxscript_fn = original
+
+
+def _pooled_module(model_dir: Path) -> Any:
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    base = AutoModel.from_pretrained(str(model_dir), local_files_only=True,
+                                     attn_implementation="eager").eval()
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.base = base
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.base(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids).last_hidden_state
+            weight = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * weight).sum(1) / weight.sum(1).clamp(min=1e-9)
+
+    return MeanPooled().eval()
+
+
+def _batch(model_dir: Path, texts: list[str]) -> dict[str, np.ndarray]:
+    from tokenizers import Tokenizer
+
+    from .onnx_encoder import max_seq_length
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(max_seq_length(model_dir))
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    encs = tok.encode_batch(texts)
+    return {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64)}
+
+
+def export(model_dir: Path, target: Path) -> Path:
+    """Write ``target`` (atomically) from ``model_dir``; returns ``target``."""
+    import warnings
+
+    import onnxruntime as ort
+    import torch
+
+    try:
+        module = _pooled_module(model_dir)
+    except Exception as exc:  # transformers raises many loader error types
+        raise ConfigError(f"{model_dir}: cannot load the sentence model for export ({exc}); "
+                          "reinstall the model package") from exc
+    feed = _batch(model_dir, _CHECK)  # padded rows, so the mask stays in the graph
+    args = tuple(torch.from_numpy(feed[k]) for k in ("input_ids", "attention_mask",
+                                                      "token_type_ids"))
+    dynamic = {k: {0: "batch", 1: "seq"} for k in feed} | {"embedding": {0: "batch"}}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        with torch.no_grad(), _no_onnx_package(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = module(*args).numpy()
+            torch.onnx.export(module, args, tmp, input_names=list(feed),
+                              output_names=["embedding"], dynamic_axes=dynamic,
+                              opset_version=17, dynamo=False)
+        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        got = session.run(None, feed)[0]
+        cos = (got * expected).sum(1) / (np.linalg.norm(got, axis=1)
+                                         * np.linalg.norm(expected, axis=1))
+        if not np.all(cos >= 0.99999):
+            raise ConfigError(f"{model_dir}: the ONNX export disagrees with torch (cosine "
+                              f"{cos.min():.6f}); set CLIPFORGE_EMBEDDING_BACKEND="
+                              "sentence-transformers and report it")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
