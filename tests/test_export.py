@@ -14,7 +14,7 @@ from conftest import media
 
 from clipforge import ffmpeg
 from clipforge.config import Settings
-from clipforge.edl import Edl, Segment, Transition, edl_to_bytes, load_edl
+from clipforge.edl import Edl, Reframe, Segment, Transition, edl_to_bytes, load_edl
 from clipforge.errors import ClipforgeError, ExportError
 from clipforge.export import FORMATS, CaptionCue, export_edl, to_otio, to_otio_document
 from clipforge.export.fcp7 import xml_bytes
@@ -24,15 +24,11 @@ from clipforge.render import measure_loudness, output_format_for, plan_segments,
 
 TALK = "talk_en_42s__auto-editor_example.mp4"
 HOSTILE = "say \"hi\" <b> & {\\an8} 🎉 שלום עולם مرحبا 'x'"
-REFRAME = {"layout": "track", "keyframes": [
-    {"t": 20.0, "cx": 0.5, "cy": 0.5, "w": 0.316, "h": 1.0},
-    {"t": 22.5, "cx": 0.61, "cy": 0.48, "w": 0.316, "h": 1.0}]}
-
-
-class ReframedSegment(Segment):
-    """Stands in for the coming ``Segment.reframe`` field (the reframing issue)."""
-
-    reframe: dict[str, Any] | None = None
+REFRAME = {"aspect": "9:16", "layout": "track", "width": 202, "height": 360, "cropped": True,
+           "shots": [{"start": 20.0, "end": 24.5, "layout": "track"}],
+           "keyframes": [{"t": 20.0, "cx": 640.0, "cy": 360.0, "w": 404.0, "h": 720.0},
+                         {"t": 22.5, "cx": 780.8, "cy": 360.0, "w": 404.0, "h": 720.0}],
+           "split_keyframes": []}
 
 
 def _edl(uri: str, info: MediaInfo, segments: list[Any], **over: Any) -> Edl:
@@ -59,8 +55,8 @@ def _edl(uri: str, info: MediaInfo, segments: list[Any], **over: Any) -> Edl:
 def _segments() -> list[Any]:
     return [
         {"source_in": 3.0, "source_out": 8.0},
-        ReframedSegment(source_in=20.0, source_out=24.5, reframe=REFRAME,
-                        transition_in=Transition(type="crossfade", duration=0.5)),
+        Segment(source_in=20.0, source_out=24.5, reframe=Reframe(**REFRAME),
+                transition_in=Transition(type="crossfade", duration=0.5)),
         {"source_in": 30.0, "source_out": 33.0, "transition_in": {"type": "fade",
                                                                  "duration": 0.3}},
     ]
@@ -180,10 +176,11 @@ def test_otio_cut_list_and_duration_match_the_render(rendered: tuple[Edl, Path],
 
 
 def _write_edl(edl: Edl, folder: Path) -> Path:
-    """The EDL as `clipforge run` writes it (without ``reframe``: not an EDL field yet)."""
+    """The EDL as `clipforge run` writes it (the reframe path included)."""
     path = folder / "edl.json"
     path.write_bytes(edl_to_bytes(edl))
-    assert "reframe" not in json.loads(path.read_bytes())["segments"][1]
+    assert json.loads(path.read_bytes())["segments"][1].get("reframe") == \
+        (REFRAME if edl.segments[1].reframe is not None else None)
     return path
 
 
