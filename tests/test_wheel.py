@@ -63,6 +63,7 @@ def test_installed_wheel_runs_the_sample(wheel: Path, service_urls, tmp_path: Pa
         env = cli_environment(service_urls, tmp_path / "home", tmp_path / "prefect",
                               CLIPFORGE_DATABASE_URL=psycopg2.extensions.make_dsn(
                                   service_urls.database_url, dbname=name))
+        env.pop("PYTHONPATH", None)  # only the installed copy may be importable
         where = subprocess.run([str(py), "-c", "import clipforge, clipforge_cli; "
                                 "print(clipforge.__file__)"], env=env, cwd=tmp_path,
                                capture_output=True, text=True, check=True)
