@@ -13,7 +13,16 @@ the pipeline):
   same speech level (95th percentile of its 10 ms RMS, gain capped at +40 dB) before
   the channels are averaged;
 - ``per_channel``: each channel transcribed on its own (coverage is per speaker, so
-  the order in which the channels' words are joined does not matter).
+  the order in which the channels' words are joined does not matter);
+- ``pipeline_downmix``: the same analysis on a mono copy of the file (``ffmpeg -ac 1``):
+  what the pipeline did before split-track detection, for the before/after time;
+- ``pipeline``: what the pipeline does now: ``clipforge.analysis.analyse_audio`` on the
+  file (one streaming decode, split-track detection on the first block, per-channel
+  pieces, words merged and deduplicated).
+
+Each row also gives the wall time of the strategy's speech recognition (``asr_s``; for
+``pipeline`` the whole analysis: decode, delivery signals and recognition), to set the
+per-channel cost against today's downmix.
 
 Coverage = share of a speaker's reference words recovered in order (LCS of lower-case
 tokens). Printed per file and strategy.
@@ -24,10 +33,13 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from clipforge.analysis import analyse_audio
 from clipforge.audio import SAMPLE_RATE, decode_mono_16k
 from clipforge.config import Settings
 from clipforge.signals import fine_envelope
@@ -43,9 +55,43 @@ LEVELS_DB = (-12.0, -24.0, -36.0)
 BLOCK = 30 * SAMPLE_RATE
 
 
+SETTINGS = Settings(whisper_language="en")
+
+
 def words_of(y: np.ndarray) -> list[str]:
-    got, _ = transcribe_piece(y.astype(np.float32), Settings(whisper_language="en"))
+    got, _ = transcribe_piece(y.astype(np.float32), SETTINGS)
     return [t for w in got for t in tokens(w.text)]
+
+
+def timed(fn: Callable[..., list[str]], *args: object) -> tuple[list[str], float]:
+    t0 = time.monotonic()
+    out = fn(*args)
+    return out, time.monotonic() - t0
+
+
+def per_channel(st: np.ndarray) -> list[str]:
+    return words_of(st[0]) + words_of(st[1])
+
+
+def mono_words(wav: Path) -> list[str]:
+    return words_of(decode_mono_16k(wav))
+
+
+def loudness_words(st: np.ndarray) -> list[str]:
+    return words_of(loudness_aware(st))
+
+
+def pipeline_words(wav: Path, duration_s: float, channels: int = 2) -> list[str]:
+    tr, _ = analyse_audio(wav, SETTINGS, duration_us=int(duration_s * 1e6))
+    assert tr.channels == channels, f"{wav}: {tr.channels} tracks ({tr.channel_note!r})"
+    return [t for w in tr.words for t in tokens(w.text)]
+
+
+def mono_copy(wav: Path) -> Path:
+    out = wav.with_name(wav.stem + "_mono.wav")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-ac", "1",
+                    str(out)], check=True)
+    return out
 
 
 def lcs(a: list[str], b: list[str]) -> int:
@@ -101,26 +147,30 @@ def main() -> None:
                                 "-ar", str(SAMPLE_RATE), "-ac", "2", "-i", "pipe:0", str(wav)],
                                input=pcm, check=True)
                 hyps = {
-                    "mono": words_of(decode_mono_16k(wav)),
-                    "loudness": words_of(loudness_aware(st)),
-                    "per_channel": words_of(st[0]) + words_of(st[1]),
+                    "mono": timed(mono_words, wav),
+                    "loudness": timed(loudness_words, st),
+                    "per_channel": timed(per_channel, st),
+                    "pipeline_downmix": timed(pipeline_words, mono_copy(wav),
+                                              st.shape[1] / SAMPLE_RATE, 1),
+                    "pipeline": timed(pipeline_words, wav, st.shape[1] / SAMPLE_RATE),
                 }
-                for name, hyp in hyps.items():
+                for name, (hyp, secs) in hyps.items():
                     got_a, got_b = lcs(ref_a, hyp), lcs(ref_b, hyp)
                     n_ref = len(ref_a) + len(ref_b)
                     row = {"file": f"{a_name.split('__')[0]} L + {b_name.split('__')[0]} R "
                                    f"at {lv:g} dB", "strategy": name,
                            "coverage_A": round(got_a / max(1, len(ref_a)), 3),
                            "coverage_B": round(got_b / max(1, len(ref_b)), 3),
-                           "ref_words": n_ref,
+                           "ref_words": n_ref, "asr_s": round(secs, 2),
                            "coverage": round((got_a + got_b) / max(1, n_ref), 3)}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     print()
-    for name in ("mono", "loudness", "per_channel"):
+    for name in ("mono", "loudness", "per_channel", "pipeline_downmix", "pipeline"):
         sel = [r for r in rows if r["strategy"] == name]
-        print(f"{name:<12} mean coverage {np.mean([float(str(r['coverage'])) for r in sel]):.3f}  "
-              f"quiet speaker {np.mean([float(str(r['coverage_B'])) for r in sel]):.3f}")
+        print(f"{name:<16} mean coverage {np.mean([float(str(r['coverage'])) for r in sel]):.3f}  "
+              f"quiet speaker {np.mean([float(str(r['coverage_B'])) for r in sel]):.3f}  "
+              f"time {sum(float(str(r['asr_s'])) for r in sel):.1f} s")
 
 
 if __name__ == "__main__":

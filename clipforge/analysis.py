@@ -6,6 +6,12 @@ seconds, each cut at the quietest 0.25 s cell within ``search_s`` of the nominal
 boundary, so no word is split and memory stays bounded by one piece whatever the
 source's length. Pieces are independent for the recogniser (no text conditioning), so
 the transcript equals a whole-file one up to where whisper's 30 s windows fall.
+
+Split-track recordings (a speaker per channel, often at unequal levels) are detected
+on the first block; then each channel gets its own pieces from the same decode and the
+channels' words are merged. On 6 split-track files made from real recordings (the quiet
+speaker at -12/-24/-36 dB) this recovers 0.945 of the quiet speaker's words against 0.591
+through the mono downmix, for 1.3x the analysis time (``bench/downmix_bench.py``).
 """
 
 from __future__ import annotations
@@ -15,11 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, cell_db, stream_mono_16k
+from .audio import (
+    MONO_LAYOUT,
+    SAMPLE_RATE,
+    AudioStream,
+    ChannelLayout,
+    cell_db,
+    detect_split_track,
+)
 from .config import Settings
 from .signals import AudioAccumulator, AudioSignals
 from .timeutil import s_to_us
-from .transcribe import Transcript, Word, resolve_model, transcribe_piece
+from .transcribe import Transcript, Word, merge_channel_words, resolve_model, transcribe_piece
 
 PIECE_S = 600
 SEARCH_S = 30
@@ -38,6 +51,37 @@ def quiet_cut(buffer: np.ndarray, nominal: int, search: int) -> int:
     return lo + best * CELL + CELL // 2
 
 
+class _Pieces:
+    """One track's piece buffer: fed decoded blocks, it hands the recogniser pieces of
+    about ``piece`` samples, each cut at the quietest cell within ``search`` of the
+    nominal boundary. Holds at most one piece plus the search span plus one block."""
+
+    def __init__(self, piece: int, search: int,
+                 recognise: Callable[[np.ndarray, int], None]) -> None:
+        self.piece, self.search, self.recognise = piece, search, recognise
+        self.parts: list[np.ndarray] = []
+        self.buffered = 0
+        self.start = 0  # absolute sample index of the buffer's first sample
+
+    def feed(self, block: np.ndarray) -> None:
+        if not block.size:
+            return
+        self.parts.append(block)
+        self.buffered += block.size
+        while self.buffered >= self.piece + self.search:
+            buf = np.concatenate(self.parts)
+            cut = quiet_cut(buf, self.piece, self.search)
+            self.recognise(buf[:cut], self.start)
+            self.start += cut
+            self.parts = [buf[cut:]]
+            self.buffered = self.parts[0].size
+
+    def finish(self) -> None:
+        if self.buffered:
+            self.recognise(np.concatenate(self.parts), self.start)
+            self.parts, self.buffered = [], 0
+
+
 def analyse_audio(
     path: str | Path,
     settings: Settings,
@@ -47,43 +91,70 @@ def analyse_audio(
     search_s: int = SEARCH_S,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[Transcript, AudioSignals]:
+    """Transcript and delivery signals of ``path``'s first audio stream, in one decode.
+
+    Split-track sources (one speaker per channel, decided on the first block by
+    :func:`clipforge.audio.detect_split_track`) have each channel transcribed on its
+    own and the words merged (:func:`clipforge.transcribe.merge_channel_words`), so a
+    quiet speaker alone on a channel is not lost in the downmix; the delivery signals
+    always come from the mono downmix. Other sources are transcribed from the mono
+    downmix, exactly as a mono-only pass would.
+    """
     acc = AudioAccumulator()
     piece = piece_s * SAMPLE_RATE
     search = search_s * SAMPLE_RATE
-    words: list[Word] = []
     language = settings.whisper_language or ""
-    parts: list[np.ndarray] = []
-    buffered = 0
-    start = 0  # absolute sample index of the buffer's first sample
     total = 0
+    stream = AudioStream(path)
+    layout: ChannelLayout | None = None
+    tracks: list[_Pieces] = []
+    heard: list[list[Word]] = []
+    reached: list[int] = []
 
-    def report(t_us: int) -> None:
+    def report(track: int, t_us: int) -> None:
+        reached[track] = max(reached[track], t_us)
         if progress is not None and duration_us:
-            progress(min(1.0, t_us / duration_us))
+            progress(min(1.0, sum(reached) / len(reached) / duration_us))
 
-    def recognise(chunk: np.ndarray, offset: int) -> None:
-        nonlocal language
-        got, lang = transcribe_piece(chunk, settings, offset_us=s_to_us(offset / SAMPLE_RATE),
-                                     source=str(path), progress=report)
-        words.extend(got)
-        language = lang or language
+    def recogniser(track: int) -> Callable[[np.ndarray, int], None]:
+        def recognise(chunk: np.ndarray, offset: int) -> None:
+            nonlocal language
+            got, lang = transcribe_piece(
+                chunk, settings, offset_us=s_to_us(offset / SAMPLE_RATE), source=str(path),
+                progress=lambda t_us: report(track, t_us))
+            heard[track].extend(got)
+            # a channel's silent stretch says nothing about the language
+            if got or len(tracks) == 1:
+                language = lang or language
+        return recognise
 
-    for block in stream_mono_16k(path):
-        acc.feed(block)
-        total += block.size
-        parts.append(block)
-        buffered += block.size
-        while buffered >= piece + search:
-            buf = np.concatenate(parts)
-            cut = quiet_cut(buf, piece, search)
-            recognise(buf[:cut], start)
-            start += cut
-            parts = [buf[cut:]]
-            buffered = parts[0].size
-    if buffered:
-        recognise(np.concatenate(parts), start)
-    words.sort(key=lambda w: (w.start_us, w.end_us))
+    for block in stream:
+        if block.mono.size:
+            acc.feed(block.mono)
+            total += block.mono.size
+        if layout is None:
+            layout = detect_split_track(block.channels)
+            stream.want_channels = layout.split
+            n = layout.channels if layout.split else 1
+            heard = [[] for _ in range(n)]
+            reached = [0] * n
+            tracks = [_Pieces(piece, search, recogniser(i)) for i in range(n)]
+        if layout.split:
+            if block.channels is not None:
+                for track, samples in zip(tracks, block.channels, strict=True):
+                    track.feed(samples)
+        else:
+            tracks[0].feed(block.mono)
+    for track in tracks:
+        track.finish()
+    layout = layout or MONO_LAYOUT
+    if layout.split:
+        words = merge_channel_words(heard)
+    else:
+        words = sorted(heard[0] if heard else [], key=lambda w: (w.start_us, w.end_us))
     transcript = Transcript(words=tuple(words), language=language,
                             duration_us=s_to_us(total / SAMPLE_RATE),
-                            model=resolve_model(settings))
+                            model=resolve_model(settings),
+                            channels=layout.channels if layout.split else 1,
+                            channel_note=layout.note)
     return transcript, acc.finish()
