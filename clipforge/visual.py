@@ -56,9 +56,11 @@ fails to decode the file is refused. The optional image embeddings come from
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
 
 import av
@@ -67,6 +69,7 @@ import numpy as np
 
 from .errors import CorruptInputError
 from .imagetext import ImageTextScorer, image_text_scores
+from .timeutil import US_PER_S
 from .visual_decode import (
     CUT_CONTEXT,
     CUT_JUMP_RATIO,
@@ -261,17 +264,15 @@ def _cell_series(
     return [round(float(v), 4) if v is not None else 0.0 for v in out]
 
 
-def _face_sampler(src: str, faces_fps: int, profile: bool) -> FaceSampler | None:
+def _face_sampler(stream: Any, faces_fps: int, profile: bool) -> FaceSampler | None:
     if faces_fps <= 0:
         return None
-    from .probe import probe  # lazy: only when faces are asked
-    from .reframe.faces import FaceSampler
+    from .reframe.faces import FaceSampler  # lazy: only when faces are asked
 
-    v = probe(src).video
-    if v is None:
-        return None
-    return FaceSampler(v.display_width, v.display_height, v.rotation, faces_fps,
-                       frame_us=int(round(1_000_000 / float(v.fps))) if v.fps else 0,
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    rate = stream.guessed_rate or stream.average_rate
+    return FaceSampler(faces_fps, sar=Fraction(sar) if sar else Fraction(1),
+                       frame_us=int(round(1_000_000 / float(rate))) if rate else 0,
                        profile=profile)
 
 
@@ -307,10 +308,14 @@ def visual_track(
     cv2.setNumThreads(2)
     try:
         with av.open(src) as probe_container:
-            if video_stream(probe_container) is None:
+            stream = video_stream(probe_container)
+            if stream is None:
                 return empty_track(hop_us, "keyframes" if method == "auto" else method)
             if duration_us <= 0 and probe_container.duration:
                 duration_us = int(probe_container.duration)
+            sampler = _face_sampler(stream, faces_fps, faces_profile)
+            rate = stream.guessed_rate or stream.average_rate
+            frame_us = int(round(US_PER_S / float(rate))) if rate else 0
         if faces_fps > 0:
             chosen: Method = "sampled"
         else:
@@ -325,8 +330,10 @@ def visual_track(
         cascade = _load_cascade()
 
         def run(skip_nonref: bool) -> tuple[_Analyser, int, int, int]:
+            faces = None if sampler is None else copy.deepcopy(sampler)  # fresh per pass
             an = _Analyser(cascade, max_side, chosen, image_embedder, report, duration_us,
-                           _face_sampler(src, faces_fps, faces_profile))
+                           faces, frame_us)
+            an.src = src
             return (an, *decode_pass(src, chosen, an.on_frame, duration_us,
                                      skip_nonref=skip_nonref))
 

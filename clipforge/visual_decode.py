@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import av
 import cv2
 import numpy as np
+from av.video.frame import PictureType
 
 from .errors import ConfigError
 from .imagetext import ImageTextScorer
@@ -47,6 +48,9 @@ FRAME_CUT_MAD = 20.0  # or: mean absolute thumbnail difference, gray levels
 FRAME_CUT_JUMP_RATIO = 3.0  # ... and this many times the recent median of the same measure
 FRAME_CUT_CONTEXT = 8
 FRAME_CUT_MIN_GAP_US = 400_000
+FLASH_US = 500_000
+FLASH_RETURN = 0.4
+REFINE_MAX_US = 10_000_000  # refine a cut only when its key frame is this close before it
 SAMPLE_INTERVAL_US = 500_000  # sampled decode analyses ~2 frames per second
 HIST_BINS = 32
 CUT_THRESHOLD = 0.35  # total-variation distance between gray histograms, in [0, 1]
@@ -217,25 +221,52 @@ def gray_hist(gray: np.ndarray, bins: int = 32) -> np.ndarray:
 
 
 class CutDetector:
-    """Per-frame shot cuts on ``FRAME_CUT_THUMB`` px thumbnails: the histogram distance or the
-    mean absolute difference of consecutive thumbnails jumps over its recent median (a
-    pan keeps both high, a cut is a spike). Cuts closer than ``FRAME_CUT_MIN_GAP_US`` to the
-    previous one are one transition; a cut's time is the first frame of the new shot."""
+    """Per-frame shot cuts on ``FRAME_CUT_THUMB`` px thumbnails: the histogram distance or
+    the mean absolute difference of consecutive thumbnails jumps over its recent median (a
+    pan keeps both high, a cut is a spike). Cuts closer than ``FRAME_CUT_MIN_GAP_US`` to
+    the previous one are one transition; a cut's time is the first frame of the new shot.
 
-    def __init__(self) -> None:
+    With ``skip_frame="NONREF"`` the frames between two decoded ones are not seen. A cut
+    is exact when its frame follows the previous decoded one (within 1.5 ``frame_us``) or
+    is an intra picture (encoders put one at a scene change); the others are recorded in
+    ``ambiguous`` as (previous decoded time, cut time) for ``refine_cuts``. A jump whose
+    picture comes back (a frame within ``FLASH_US`` closer to the frame before the jump
+    than ``FLASH_RETURN`` x the jump) is a flash or a flicker, not a cut, and is dropped
+    (``push`` has already answered True for it: a consumer treats it as a new shot)."""
+
+    def __init__(self, frame_us: int = 0) -> None:
+        self.frame_us = frame_us
         self.prev: tuple[np.ndarray, np.ndarray] | None = None
+        self.prev_t = -1
         self.recent: list[tuple[float, float]] = []
         self.cuts: list[int] = []
+        self.ambiguous: list[tuple[int, int]] = []
+        self.flash: tuple[int, np.ndarray, float] | None = None  # latest cut, still on trial
 
     def push_frame(self, frame: av.VideoFrame, t_us: int) -> bool:
         """Push a decoded frame; True when it starts a new shot."""
         size = small_size(frame.width, frame.height, FRAME_CUT_THUMB)
-        return self.push(gray_at(frame, size), t_us)
+        prev_t = self.prev_t
+        self.prev_t = t_us
+        cut = self.push(gray_at(frame, size), t_us)
+        if cut and self.frame_us > 0 and t_us - prev_t > 3 * self.frame_us // 2 \
+                and frame.pict_type != PictureType.I:
+            self.ambiguous.append((prev_t, t_us))
+        return cut
 
     def push(self, thumb: np.ndarray, t_us: int) -> bool:
         h = gray_hist(thumb)
         t16 = thumb.astype(np.int16)
         cut = False
+        flash = self.flash
+        if flash is not None:  # a cut is a flash when the picture comes back within FLASH_US
+            t_cut, before, cut_mad = flash
+            if t_us - t_cut > FLASH_US or before.shape != t16.shape:
+                self.flash = None
+            elif float(np.mean(np.abs(t16 - before))) < FLASH_RETURN * cut_mad:
+                self.cuts.remove(t_cut)
+                self.ambiguous = [a for a in self.ambiguous if a[1] != t_cut]
+                self.flash = None
         if self.prev is not None and self.prev[1].shape == t16.shape:
             d = 0.5 * float(np.abs(h - self.prev[0]).sum())
             mad = float(np.mean(np.abs(t16 - self.prev[1])))
@@ -245,10 +276,48 @@ class CutDetector:
                 mad >= FRAME_CUT_MAD and mad >= FRAME_CUT_JUMP_RATIO * bm)
             if jump and (not self.cuts or t_us - self.cuts[-1] >= FRAME_CUT_MIN_GAP_US):
                 self.cuts.append(t_us)
+                self.flash = (t_us, self.prev[1], max(mad, 1.0))
                 cut = True
             self.recent = (self.recent + [(d, mad)])[-FRAME_CUT_CONTEXT:]
         self.prev = (h, t16)
         return cut
+
+
+def refine_cuts(src: str, cuts: list[int], ambiguous: list[tuple[int, int]]) -> list[int]:
+    """Place each ambiguous cut (``CutDetector.ambiguous``) on the frame: decode every
+    frame from the key frame before it (skipped when that is over ``REFINE_MAX_US``
+    earlier) and take the frame after the largest thumbnail change in
+    ``(previous decoded, cut]``. Other cuts are returned unchanged."""
+    if not ambiguous:
+        return cuts
+    moved: dict[int, int] = {}
+    with av.open(src) as container:
+        stream = video_stream(container)
+        if stream is None or stream.time_base is None:
+            return cuts
+        stream.thread_type = "AUTO"
+        stream.codec_context.options = {"skip_loop_filter": "all"}
+        origin = start_us(container)
+        for t_prev, t_cut in ambiguous:
+            target = Fraction(t_prev + origin, US_PER_S) / stream.time_base
+            container.seek(int(target), stream=stream, backward=True, any_frame=False)
+            frames: list[tuple[int, np.ndarray]] = []
+            for frame in container.decode(stream):
+                t = frame_time_us(frame, origin)
+                if t is None:
+                    continue
+                if not frames and t < t_prev - REFINE_MAX_US:
+                    break  # the key frame is too far back: keep the coarse time
+                if t >= t_prev:
+                    size = small_size(frame.width, frame.height, FRAME_CUT_THUMB)
+                    frames.append((t, gray_at(frame, size).astype(np.int16)))
+                if t >= t_cut:
+                    break
+            if len(frames) >= 2:
+                mads = [float(np.mean(np.abs(b[1] - a[1]))) if a[1].shape == b[1].shape
+                        else 0.0 for a, b in zip(frames, frames[1:], strict=False)]
+                moved[t_cut] = frames[1 + int(np.argmax(mads))][0]
+    return sorted(moved.get(c, c) for c in cuts)
 
 
 # -------------------------------------------------------------------------------------
@@ -307,7 +376,7 @@ class _Analyser:
 
     def __init__(self, cascade: cv2.CascadeClassifier, max_side: int, method: Method,
                  embedder: ImageTextScorer | None, report: Callable[[float], None],
-                 duration_us: int, faces: FaceSampler | None) -> None:
+                 duration_us: int, faces: FaceSampler | None, frame_us: int = 0) -> None:
         self.cascade = cascade
         self.max_side = max_side
         self.method = method
@@ -315,8 +384,9 @@ class _Analyser:
         self.report = report
         self.duration_us = duration_us
         self.faces = faces
-        self.shots = CutDetector() if method == "sampled" else None
+        self.shots = CutDetector(frame_us) if method == "sampled" else None
         self.next_sample = 0
+        self.src = ""  # set by the caller: where ambiguous cuts are refined
         self.times: list[int] = []
         self.face_shares: list[float] = []
         self.diffs: list[float] = []  # diffs[i]: frames i and i + 1
@@ -365,7 +435,8 @@ class _Analyser:
         coarse = _cut_times(_flag_cuts(self.dists), self.times)
         if self.shots is None:
             return tuple(coarse)
-        fine = list(self.shots.cuts)
+        fine = refine_cuts(self.src, self.shots.cuts, self.shots.ambiguous) if self.src \
+            else list(self.shots.cuts)
         extra = [c for c in coarse if all(abs(c - f) >= CUT_MERGE_US for f in fine)]
         return tuple(sorted(fine + extra))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ FLAT_STD = 3.0
 FULL_EVERY = 5  # samples: a full-frame search at least this often (new faces appear)
 ROI_PAD = 0.5  # a tracked face is searched again in its box grown by this x its width
 ROI_SCALE = (0.7, 1.45)  # ... at sizes within these factors of its width
+EMPTY_RESCAN = 2  # after a full search found nobody, search again this many samples later
 
 _CASCADES: dict[str, cv2.CascadeClassifier] = {}
 
@@ -208,18 +210,15 @@ class FaceSampler:
 
     Detect, then track: a face found in one sample is searched again near its last box
     (``redetect``); the whole frame is searched at the first sample of a shot, when a
-    tracked face is lost, when nothing is tracked, and every ``FULL_EVERY`` samples."""
+    tracked face is lost, every ``FULL_EVERY`` samples, and while nobody is found every
+    ``EMPTY_RESCAN`` samples (the costly case: frontal and both profile searches)."""
 
-    def __init__(self, width: int, height: int, rotation: int, fps: int, *, frame_us: int = 0,
+    def __init__(self, fps: int, *, sar: Fraction = Fraction(1), frame_us: int = 0,
                  max_side: int = 320, profile: bool = True) -> None:
-        self.width, self.height, self.rotation, self.fps = width, height, rotation, fps
-        self.profile = profile
-        pre_w, pre_h = (height, width) if rotation in (90, 270) else (width, height)
-        s = min(1.0, max_side / max(pre_w, pre_h, 1))
-        self.small = (max(1, round(pre_w * s)), max(1, round(pre_h * s)))
-        sw, sh = (self.small[1], self.small[0]) if rotation in (90, 270) else self.small
-        self.sx, self.sy = width / sw, height / sh
-        self.area = float(sw * sh)
+        self.fps, self.sar, self.max_side, self.profile = fps, sar, max_side, profile
+        self.width = self.height = self.rotation = 0  # display geometry, from the first frame
+        self.small = (1, 1)
+        self.sx = self.sy = self.area = 1.0
         self.step_us = 1_000_000 // fps
         self.frame_us = frame_us or self.step_us
         self.next_t = 0
@@ -232,18 +231,35 @@ class FaceSampler:
         self.largest_share = 0.0  # of the latest sample's largest face, of the frame area
         self.full_scans = 0
 
+    def _geometry(self, frame: av.VideoFrame) -> None:
+        """Display geometry as ``clipforge.probe`` computes it: width x SAR, then the
+        clockwise rotation of the display matrix."""
+        rot = (-int(round(float(getattr(frame, "rotation", 0) or 0)))) % 360
+        self.rotation = rot if rot in (90, 180, 270) else 0
+        pre_w, pre_h = max(2, round(frame.width * self.sar)), frame.height
+        self.width, self.height = (pre_h, pre_w) if self.rotation in (90, 270) else (pre_w, pre_h)
+        s = min(1.0, self.max_side / max(pre_w, pre_h, 1))
+        self.small = (max(1, round(pre_w * s)), max(1, round(pre_h * s)))
+        sw, sh = (self.small[1], self.small[0]) if self.rotation in (90, 270) else self.small
+        self.sx, self.sy = self.width / sw, self.height / sh
+        self.area = float(sw * sh)
+
     def push(self, frame: av.VideoFrame, t_us: int, new_shot: bool = False) -> None:
         self.new_shot = self.new_shot or new_shot
         half = self.frame_us // 2
         if t_us + half < self.next_t:
             return
         self.next_t = ((t_us + half) // self.step_us + 1) * self.step_us
+        if not self.width:
+            self._geometry(frame)
         gray = gray_at(frame, self.small)
         if self.rotation:
             gray = np.ascontiguousarray(np.rot90(gray, k=-(self.rotation // 90)))
         found: list[Box] | None = None
         if self.tracked and not self.new_shot and self.since_full < FULL_EVERY - 1:
             found = redetect(gray, self.tracked)
+        elif not self.tracked and not self.new_shot and self.since_full < EMPTY_RESCAN - 1:
+            found = []  # nobody a moment ago in this shot: the whole-frame search can wait
         if found is None:
             found = detect(gray, profile=self.profile)
             self.since_full = 0
