@@ -4,7 +4,8 @@ The ONNX file (transformer + attention-masked mean pooling, made by :mod:`.onnx_
 lives per install: ``<venv>/share/clipforge/onnx/`` when that is writable, else
 ``$CLIPFORGE_HOME/models/`` (default ``~/.clipforge/models/``). Its name carries a key of
 the source model's config, tokenizer and weights file (name, size, mtime), so a changed
-model is exported again rather than silently reused. When it is missing, the first use
+model (or onnxruntime version: the file holds the graph it optimised) is exported again
+rather than silently reused. When it is missing, the first use
 exports it (one line on stderr, ~10 s with torch) and later runs load it in ~0.5 s.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-EXPORT_VERSION = "1"  # bump when the exported graph changes
+EXPORT_VERSION = "2"  # bump when the exported graph changes
 BATCH = 64
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
@@ -44,7 +45,9 @@ def weights_file(model_dir: Path) -> Path:
 
 def model_key(model_dir: Path) -> str:
     """Identity of the source model, cheap enough for every run (no 90 MB hash)."""
-    h = hashlib.sha256(EXPORT_VERSION.encode())
+    import onnxruntime as ort  # the saved graph is optimised for this version
+
+    h = hashlib.sha256(f"{EXPORT_VERSION}:{ort.__version__}".encode())
     for name in ("config.json", "tokenizer.json", "sentence_bert_config.json",
                  "1_Pooling/config.json", "modules.json"):
         p = model_dir / name
@@ -104,6 +107,7 @@ class OnnxEncoder:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         try:
             self._session = ort.InferenceSession(str(onnx_file), opts,
                                                  providers=["CPUExecutionProvider"])
