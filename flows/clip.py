@@ -91,7 +91,9 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
     if hit:
         cached.append("audio-analysis")
     rep.done("audio analysis", time.monotonic() - t,
-             f"{len(transcript.words)} words" + (" (cached)" if hit else ""))
+             f"{len(transcript.words)} words"
+             + (f", {transcript.channel_note}" if transcript.channel_note else "")
+             + (" (cached)" if hit else ""))
     t2 = time.monotonic()
     rep.start("visual signals", "faces, motion, scene cuts")
     visual_track, hit = _result(visual_task(source, sha256, info.duration_us, settings,

@@ -47,10 +47,9 @@ from clipforge.supervise.shared_results import (  # noqa: F401 - re-exported
     shared_results_enabled,
     shared_results_env,
 )
+from tasks.policy import shared_cache_policy, shared_lock_manager  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
-    from prefect.cache_policies import CachePolicy
-    from prefect.locking.protocol import LockManager
     from prefect.task_runners import TaskRunner
 
 DASK_ADDRESS_ENV = "CLIPFORGE_DASK_ADDRESS"
@@ -132,30 +131,6 @@ def save_results_block(redis_url: str, name: str = RESULTS_BLOCK_NAME,
     block = RedisDatabase(connection_url=SecretStr(redis_url), key_ttl=key_ttl)
     block.save(name, overwrite=True)
     return f"{RedisDatabase.get_block_type_slug()}/{name}"
-
-
-def shared_lock_manager(env: Mapping[str, str] | None = None) -> LockManager | None:
-    """A ``RedisLockManager`` on the shared-results Redis, or None when not opted in."""
-    if not shared_results_enabled(env):
-        return None
-    url = results_redis_url(env)
-    if not url:
-        raise ValueError(f"{SHARED_RESULTS_ENV}=redis needs {RESULTS_REDIS_URL_ENV} or "
-                         "CLIPFORGE_REDIS_URL")
-    from prefect_redis.locking import RedisLockManager
-
-    return RedisLockManager(connection_url=url)
-
-
-def shared_cache_policy(policy: CachePolicy,
-                        env: Mapping[str, str] | None = None) -> CachePolicy:
-    """``policy`` with the Redis lock manager and ``SERIALIZABLE`` isolation when shared
-    results are on (so two workers never compute one cache key at once); unchanged
-    otherwise. Evaluated at import time of the module that defines the task."""
-    manager = shared_lock_manager(env)
-    if manager is None:
-        return policy
-    return policy.configure(lock_manager=manager, isolation_level="SERIALIZABLE")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from clipforge.feedback.weights import DEFAULT_WEIGHTS, ScoreWeights
 from clipforge.identity import code_version, file_sha256, params_hash
 from clipforge.jobs import asr_params
 from clipforge.progress import reporter
-from tasks.policy import HEAVY_TAG, RETRIES, RETRY_DELAYS, retry_transient
+from tasks.policy import HEAVY_TAG, RETRIES, RETRY_DELAYS, cached_by, retry_transient
 
 # Analysis and render tasks are retried on transient failures only (tasks/policy.py);
 # heavy ones share a tag that a Prefect server limits (`clipforge up` creates the limit).
@@ -74,7 +74,7 @@ def identify_task(path: str) -> str:
     return file_sha256(path)
 
 
-@task(name="audio-analysis", cache_key_fn=_audio_analysis_key, persist_result=True,
+@task(name="audio-analysis", cache_policy=cached_by(_audio_analysis_key), persist_result=True,
       tags=[HEAVY_TAG], retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=retry_transient)
 def audio_analysis_task(path: str, sha256: str, duration_us: int, settings: Settings
@@ -84,7 +84,7 @@ def audio_analysis_task(path: str, sha256: str, duration_us: int, settings: Sett
                                   progress=reporter().fraction("audio analysis"))
 
 
-@task(name="text-analysis", cache_key_fn=_text_key, persist_result=True,
+@task(name="text-analysis", cache_policy=cached_by(_text_key), persist_result=True,
       retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
               ) -> select.TextAnalysis:
@@ -94,7 +94,8 @@ def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
     return select.analyse_text(transcript, embed)
 
 
-@task(name="visual-signals", cache_key_fn=_visual_key, persist_result=True, tags=[HEAVY_TAG],
+@task(name="visual-signals", cache_policy=cached_by(_visual_key), persist_result=True,
+      tags=[HEAVY_TAG],
       retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=retry_transient)
 def visual_task(path: str, sha256: str, duration_us: int, settings: Settings,
@@ -112,7 +113,7 @@ def _faces_key(_ctx: Any, p: dict[str, Any]) -> str:
     return f"faces-{p['sha256']}-{p['fps']}-{code_version('reframe', 'visual', 'visual_decode')}"
 
 
-@task(name="faces", cache_key_fn=_faces_key, persist_result=True, tags=[HEAVY_TAG],
+@task(name="faces", cache_policy=cached_by(_faces_key), persist_result=True, tags=[HEAVY_TAG],
       retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def faces_task(path: str, sha256: str, duration_us: int, fps: int = 5) -> reframe.FaceTrack:
     """Faces and shot cuts for the virtual camera (only runs when reframing is asked).
