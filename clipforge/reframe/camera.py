@@ -6,8 +6,10 @@ Per face sample the subject position (or None), then:
    over ``median`` samples removes single-sample detector noise;
 2. the goal moves only when the median leaves the dead zone (``dead_zone`` x crop
    width around the goal) for ``confirm`` samples in a row; it then re-centres on the
-   subject. A confirmed move larger than ``jump`` x crop width is a hard cut at the
-   first sample of the move; so are the ``hard_cuts`` passed in (speaker changes).
+   subject. Settling: after a move the goal waits ``move_gap_s`` before moving again,
+   and a move back against the previous one needs ``reverse`` x the dead zone. A
+   confirmed move larger than ``jump`` x crop width is a hard cut at the first sample
+   of the move (never delayed); so are the ``hard_cuts`` passed in (speaker changes).
    For ``settle_s`` after the shot starts the goal holds: the snap is not followed by a
    pan;
 3. per output frame a critically damped spring (smoothing time ``smooth_s``, speed
@@ -36,6 +38,8 @@ class CameraSettings:
     jump: float = 0.5  # of the crop width: a confirmed move this large is a hard cut
     hold_s: float = 1.5  # a speaker choice is held at least this long
     settle_s: float = 0.5  # after a shot starts the snapped crop holds this long
+    move_gap_s: float = 0.8  # after a goal move, the next one waits this long (settling)
+    reverse: float = 2.0  # a move back against the previous one needs this x the dead zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,23 +83,34 @@ def goals(times_us: Sequence[int], targets: Sequence[float], crop_w: float, lo: 
     moved = False
     i = 0
     n = len(targets)
+    last_move_us: int | None = None
+    last_dir = 0.0
+    gap_us = int(s.move_gap_s * 1_000_000)
     while i < n:
         if forced and times_us[i] >= forced[0]:
             forced.pop(0)
             goal = min(hi, max(lo, targets[i]))
             cuts.append(times_us[i])
             moved = True
+            last_move_us, last_dir = times_us[i], 0.0
         m = min(hi, max(lo, targets[i]))
+        # a move back against the previous one must be larger (no back-and-forth)
+        need = dz * s.reverse if last_dir and (m - goal) * last_dir < 0 else dz
         run = 0
         while (i + run < n and run < s.confirm
-               and abs(min(hi, max(lo, targets[i + run])) - goal) > dz):
+               and abs(min(hi, max(lo, targets[i + run])) - goal) > need):
             run += 1
+        settled = last_move_us is None or times_us[i] - last_move_us >= gap_us
         if run >= s.confirm and times_us[i] >= t0_us + int(s.settle_s * 1_000_000):
             new = min(hi, max(lo, targets[i + run - 1]))
-            if abs(new - goal) > jump and abs(m - goal) > jump:
+            big = abs(new - goal) > jump and abs(m - goal) > jump
+            if big:
                 cuts.append(times_us[i])
-            goal = new
-            moved = True
+            if big or settled:
+                last_dir = 1.0 if new > goal else -1.0
+                goal = new
+                moved = True
+                last_move_us = times_us[i]
         out.append(goal)
         i += 1
     return out, cuts, moved

@@ -17,8 +17,46 @@ LAYOUTS = ("auto", "track", "static", "split", "fit")
 STEP_S = 0.001  # a hard cut: the old position holds until 1 ms before the new one
 SIMPLIFY_PX = 0.25  # keyframes dropped where linear interpolation stays this close
 HEADROOM = 0.15  # vertical tracking: the face sits this share of the crop above centre
+CONFIRM_US = 600_000  # a detection counts when a like box is seen this close in time
+HOLD_US = 1_000_000  # a confirmed face is held through detection gaps this long
 
 Piece = tuple[list[float], list[float]]  # frame times (s), positions
+
+
+def _alike(a: Box, b: Box) -> bool:
+    """Same face in two samples: centres within half the larger width, sizes within 2x."""
+    size = max(a.w, b.w)
+    return (abs(a.cx - b.cx) <= 0.5 * size and abs(a.cy - b.cy) <= 0.5 * size
+            and 0.5 <= a.w / max(b.w, 1e-9) <= 2.0)
+
+
+def steady(times: Sequence[int], samples: Sequence[tuple[Box, ...]]) -> list[tuple[Box, ...]]:
+    """The face samples of one shot made steady before any decision is taken on them:
+
+    * a box is kept only when a like box (``_alike``) is found in another sample within
+      ``CONFIRM_US``: a one-sample detector blip is no face;
+    * a sample without a confirmed box, within ``HOLD_US`` after (or, at the start of
+      the shot, before) a confirmed one, holds that sample's boxes (mouth motion 0):
+      the detector missing a turned head for a moment is not the person leaving."""
+    n = len(samples)
+    kept: list[tuple[Box, ...]] = []
+    for i, bs in enumerate(samples):
+        near = [j for j in range(max(0, i - 4), min(n, i + 5))
+                if j != i and abs(times[j] - times[i]) <= CONFIRM_US]
+        kept.append(tuple(b for b in bs if any(_alike(b, o) for j in near for o in samples[j])))
+    out = list(kept)
+    last: int | None = None
+    for i in range(n):
+        if kept[i]:
+            last = i
+        elif last is not None and times[i] - times[last] <= HOLD_US:
+            out[i] = tuple(Box(b.x, b.y, b.w, b.h, b.kind, 0.0) for b in kept[last])
+    first = next((i for i in range(n) if kept[i]), None)
+    if first is not None:
+        for i in range(first):
+            if times[first] - times[i] <= HOLD_US:
+                out[i] = tuple(Box(b.x, b.y, b.w, b.h, b.kind, 0.0) for b in kept[first])
+    return out
 
 
 def parse_layout(value: str) -> str:
@@ -151,7 +189,7 @@ def plan_reframe(segment_range: tuple[int, int], face_track: FaceTrack, cuts: Se
     for a, b in zip(bounds, bounds[1:], strict=False):
         idx = [i for i, t in enumerate(face_track.times_us) if a <= t < b]
         times = [face_track.times_us[i] for i in idx]
-        samples = [face_track.boxes[i] for i in idx]
+        samples = steady(times, [face_track.boxes[i] for i in idx])
         scaled = [tuple(x.scaled(kx, ky) for x in bs) for bs in samples]
         ppl = people(scaled, extent, axis)
         lay = choose_layout(ppl, crop_extent, forced)
