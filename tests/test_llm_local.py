@@ -21,6 +21,9 @@ from clipforge.config import Settings, load_settings
 from clipforge.cost import JobBudget
 from clipforge.llm import SYSTEM_PROMPT, ChunkText, llm_chunk_picks
 
+# loads a real model (the fast lane, make test-fast, leaves it out)
+pytestmark = pytest.mark.slow
+
 S = 1_000_000
 # A prompt whose answer is one sentence of the chunk (and shares no word with the others).
 CHUNK = ChunkText(0, 60 * S, (

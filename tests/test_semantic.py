@@ -15,6 +15,9 @@ from clipforge import semantic
 from clipforge.semantic import onnx_encoder
 from tests.conftest import EVAL, REPO, media
 
+# loads a real model (the fast lane, make test-fast, leaves it out)
+pytestmark = pytest.mark.slow
+
 FORBIDDEN = ("torch", "transformers", "sentence_transformers")
 
 
