@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from clipforge.db import redact
 from clipforge.errors import ServiceError
 
 STAGES = ("probed", "analysis_complete", "highlights_generated", "edl_written", "rendered")
@@ -25,8 +26,6 @@ STAGES = ("probed", "analysis_complete", "highlights_generated", "edl_written", 
 
 def _redact(url: str) -> str:
     """``url`` without its password (``redis://user:***@host``), for messages."""
-    from clipforge.store import redact  # late: clipforge.store imports this module
-
     return redact(url)
 
 

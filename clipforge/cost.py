@@ -146,7 +146,7 @@ class StoreCostRecord:
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
-        from clipforge.store import redact
+        from clipforge.db import redact
 
         return f"StoreCostRecord({redact(self.dsn)!r})"
 

@@ -26,8 +26,8 @@ import psycopg2.errors
 from psycopg2 import sql
 
 from clipforge.config import Settings
+from clipforge.db import redact
 from clipforge.errors import ServiceError
-from clipforge.store import redact
 from clipforge.supervise import paths
 from clipforge.supervise.proc import POLL_S, pid_alive, read_pid, tail, wait_gone
 

@@ -24,8 +24,8 @@ import psycopg2.extensions
 from sqlalchemy.engine import URL
 
 from clipforge.config import Settings
+from clipforge.db import redact
 from clipforge.errors import ServiceError
-from clipforge.store import redact
 from clipforge.supervise import paths as _home_paths
 from clipforge.supervise.postgres import ensure_database
 from clipforge.supervise.prefect_procs import (
