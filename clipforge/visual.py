@@ -1,20 +1,21 @@
 """What was on screen, on a fixed time grid: faces, motion and scene cuts (PyAV + OpenCV).
 
-One decoding pass per source, no seeks (before it, a demux-only scan of packet flags
-over at most the first ``KEYFRAME_SCAN_US`` picks the method; it reads, never decodes):
+One decoding pass per source (``clipforge.visual_decode``; before it, a demux-only scan
+of packet flags over at most the first ``KEYFRAME_SCAN_US`` picks the method):
 
 * ``method="keyframes"``: only key frames are decoded (``skip_frame="NONKEY"``), which
   is 40-58x realtime at 1080p. Used when key frames are dense enough: the median
   key-frame gap (measured by demuxing, not decoding, at most the first
   ``KEYFRAME_SCAN_US`` of the source) is at most ``SPARSE_KEYFRAME_GAP_US`` (2 s).
-* ``method="sampled"``: otherwise (long GOPs, a single key frame, short clips) every
-  reference frame is decoded (``thread_type="AUTO"``, ``skip_frame="NONREF"``, which
-  drops only B-frames nobody references) and about ``1 / SAMPLE_INTERVAL_US`` frames
-  per second (2 fps) are converted and analysed. Converting is the cost: 8-bit planar
-  YUV frames use the Y plane directly (0.3 ms) resized with ``cv2.INTER_AREA``; other
-  formats go through ``frame.to_ndarray(format="gray", ...)`` at the small size.
-  (Should skipping non-reference frames leave fewer than half the expected samples,
-  as in a stream of mostly non-reference frames, the pass is repeated without it.)
+* ``method="sampled"``: otherwise (long GOPs, a single key frame, short clips), and
+  always when ``faces_fps`` > 0 (reframing), every reference frame is decoded
+  (``thread_type="AUTO"``, ``skip_frame="NONREF"``, ``skip_loop_filter``) and goes
+  through the per-frame shot-cut detector; about ``1 / SAMPLE_INTERVAL_US`` frames per
+  second (2 fps) are analysed for the signals below, and with ``faces_fps`` the
+  virtual camera's ``FaceSampler`` looks at that many frames per second of the same
+  decode. (Should skipping non-reference frames leave fewer than half the expected
+  samples, as in a stream of mostly non-reference frames, the pass is repeated
+  without it.)
 
 Every analysed frame becomes a small gray image (longest side ``max_side``, default
 320 px; rotation and sample aspect ratio are ignored: they do not change these
@@ -23,7 +24,8 @@ same origin as ``clipforge.probe`` durations and FFmpeg's ``-ss``).
 
 Signals, per analysed frame, then per grid cell ``[i * hop_us, (i + 1) * hop_us)``:
 
-* **faces**: OpenCV's Haar frontal-face cascade (``scaleFactor`` 1.2,
+* **faces**: (with ``faces_fps``: the largest face of the face sampler's latest sample)
+  OpenCV's Haar frontal-face cascade (``scaleFactor`` 1.2,
   ``minNeighbors`` 5, faces of at least 20 px on the small frame); the largest face's
   share of the frame area mapped to ``min(1, sqrt(share / FACE_FULL_SHARE))``, so a
   face covering 8 % of the frame (a medium close-up) counts 1.0 and a small 20 px face
@@ -46,7 +48,10 @@ Signals, per analysed frame, then per grid cell ``[i * hop_us, (i + 1) * hop_us)
   Flagged pairs within ``CUT_MERGE_US`` (1 s) of the previous flagged pair belong to
   the same transition (a fade through black flags two pairs), reported once. The cut's
   time is that of the first analysed frame after it (late by up to one sampling
-  interval, 0.5 s, or one key-frame gap).
+  interval, 0.5 s, or one key-frame gap). With the sampled decode the cuts are the
+  per-frame detector's (``visual_decode.CutDetector``: to the frame, refined where
+  skipped frames hid it, flashes dropped), plus the transitions only the 2 fps
+  comparison sees (gradual ones) that are not within ``CUT_MERGE_US`` of one of them.
 
 ``visual_track`` is deterministic: the same file gives an identical ``VisualTrack``.
 Undecodable packets are counted (``VisualTrack.undecodable_packets``); when every packet
@@ -71,23 +76,25 @@ from .errors import CorruptInputError
 from .imagetext import ImageTextScorer, image_text_scores
 from .timeutil import US_PER_S
 from .visual_decode import (
-    CUT_CONTEXT,
-    CUT_JUMP_RATIO,
-    CUT_MERGE_US,
-    CUT_THRESHOLD,
     KEYFRAME_SCAN_US,
-    SAMPLE_INTERVAL_US,
     SPARSE_KEYFRAME_GAP_US,
     Method,
-    _Analyser,
-    _cut_times,
-    _flag_cuts,
-    _load_cascade,
     choose_method,
     decode_pass,
     start_us,
     ticks_to_us,
     video_stream,
+)
+from .visual_frames import (
+    CUT_CONTEXT,
+    CUT_JUMP_RATIO,
+    CUT_MERGE_US,
+    CUT_THRESHOLD,
+    SAMPLE_INTERVAL_US,
+    _Analyser,
+    _cut_times,
+    _flag_cuts,
+    _load_cascade,
 )
 
 if TYPE_CHECKING:

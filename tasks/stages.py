@@ -60,7 +60,8 @@ def _visual_key(_ctx: Any, p: dict[str, Any]) -> str:
     params: Any = p["settings"].image_text_model
     if faces_fps:  # the same decode also gave the virtual camera's faces
         params = [params, faces_fps]
-    modules = ("visual", "visual_decode", "signals") + (("reframe",) if faces_fps else ())
+    modules = ("visual", "visual_decode", "visual_frames", "signals") + (
+        ("reframe",) if faces_fps else ())
     return "visual-{}-{}-{}".format(p["sha256"], params_hash(params), code_version(*modules))
 
 
@@ -110,7 +111,8 @@ def visual_task(path: str, sha256: str, duration_us: int, settings: Settings,
 
 
 def _faces_key(_ctx: Any, p: dict[str, Any]) -> str:
-    return f"faces-{p['sha256']}-{p['fps']}-{code_version('reframe', 'visual', 'visual_decode')}"
+    version = code_version("reframe", "visual", "visual_decode", "visual_frames")
+    return f"faces-{p['sha256']}-{p['fps']}-{version}"
 
 
 @task(name="faces", cache_policy=cached_by(_faces_key), persist_result=True, tags=[HEAVY_TAG],

@@ -161,3 +161,76 @@ def test_same_input_same_bytes(clips: dict[str, Path], stage_track: FaceTrack) -
     args = ((0, 10_000_000), stage_track, stage_track.cuts_us, _words(), "9:16", "auto", 640,
             360, Fraction(30000, 1001))
     assert plan_reframe(*args).model_dump_json() == plan_reframe(*args).model_dump_json()
+
+
+def test_cuts_are_placed_to_the_frame_when_skipped_frames_hide_them(tmp_path: Path) -> None:
+    """No encoder scene-cut decision, B-frames nobody references: the analysis skips
+    them, so a cut on one is seen late and refined (seek + full decode of that span)."""
+    import av
+    from av.video.frame import PictureType
+
+    from clipforge.visual_decode import CutDetector
+
+    src = tmp_path / "stage_nosc.mp4"
+    ffmpeg("-i", str(media(STAGE)), "-t", "10", "-an", "-c:v", "libx264", "-preset", "ultrafast",
+           "-x264-params", "scenecut=0:keyint=300:bframes=3:b-pyramid=0", str(src))
+    exact = CutDetector()
+    kinds: dict[int, str] = {}
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        origin = int(c.start_time or 0)
+        for f in c.decode(stream):
+            t = int(round(float(f.pts * f.time_base) * 1e6)) - origin
+            kinds[t] = PictureType(int(f.pict_type)).name
+            exact.push(np.ascontiguousarray(f.to_ndarray(format="gray", width=80, height=45)), t)
+    assert len(exact.cuts) == 3
+    assert any(kinds[c] == "B" for c in exact.cuts)  # at least one cut is on a skipped frame
+    ft = track_of(src, 10.0)
+    frame_us = 1_000_000 * 1001 // 24000
+    assert len(ft.cuts_us) == 3
+    for e, c in zip(exact.cuts, ft.cuts_us, strict=True):
+        assert abs(e - c) <= frame_us + 1, (exact.cuts, ft.cuts_us)
+
+
+def test_a_flash_is_not_a_cut() -> None:
+    from clipforge.visual_decode import CutDetector
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, size=(45, 80), dtype=np.uint8)
+    b = rng.integers(0, 256, size=(45, 80), dtype=np.uint8)
+    step = 41_708
+    flash = CutDetector()
+    for k, pic in enumerate([a] * 10 + [b] * 2 + [a] * 10):
+        flash.push(pic, k * step)
+    assert flash.cuts == []
+    cut = CutDetector()
+    for k, pic in enumerate([a] * 10 + [b] * 20):
+        cut.push(pic, k * step)
+    assert cut.cuts == [10 * step]
+
+
+def test_steady_confirms_and_holds_detections() -> None:
+    from clipforge.reframe.faces import Box
+    from clipforge.reframe.plan import steady
+
+    face = (Box(100, 50, 40, 40),)
+    blip = (Box(300, 50, 40, 40),)
+    times = [k * 200_000 for k in range(14)]
+    samples = [face, face, (), (), blip, (), face, face] + [()] * 6
+    out = steady(times, samples)
+    assert all(bs and bs[0].cx == 120 for bs in out[:8])  # gaps held, the blip dropped
+    assert out[8] and out[12]  # held for 1 s after the last confirmed sample (1.4 s) ...
+    assert out[13] == ()  # ... not longer
+
+
+def test_camera_settles_instead_of_swinging_back() -> None:
+    from clipforge.reframe.camera import CameraSettings, goals
+
+    s = CameraSettings()
+    crop = 200.0  # dead zone 12 px; the subject sways by 20 px, back and forth
+    times = [k * 200_000 for k in range(40)]
+    targets = [500.0 + (10.0 if (k // 5) % 2 else -10.0) for k in range(40)]
+    g, cuts, _ = goals(times, targets, crop, 0.0, 1000.0, s)
+    moves = [b - a for a, b in zip(g, g[1:], strict=False) if b != a]
+    assert not cuts
+    assert 1 <= len(moves) and not any(a * b < 0 for a, b in zip(moves, moves[1:], strict=False))

@@ -281,3 +281,21 @@ def test_import_does_not_load_torch_or_transformers() -> None:
             "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_one_decode_gives_faces_and_frame_accurate_cuts() -> None:
+    """Reframing asked: the visual pass's decode also yields the camera's faces, and the
+    scene cuts it reports are the per-frame ones (the key-frame pass finds 1 of 3)."""
+    path = media("face_stage_cuts_10s__face_recognition_short_hamilton_clip.mp4")
+    track = visual_track(str(path), duration_us=10_000_000, faces_fps=5)
+    ft = track.face_track
+    assert ft is not None and track.method == "sampled"
+    assert ft.cuts_us == track.scene_cuts
+    for expected in (1.5, 3.6, 7.9):
+        assert min(abs(expected - c / 1e6) for c in track.scene_cuts) < 0.1
+    assert len(ft.times_us) >= 45  # >= ~5 fps
+    assert sum(1 for bs in ft.boxes if bs) >= 10
+    assert (ft.width, ft.height) == (640, 360)
+    again = VisualTrack.from_json(json.loads(json.dumps(track.to_json())))
+    assert again == track and again.face_track == ft
+    assert visual_track(str(path), duration_us=10_000_000).face_track is None
