@@ -44,7 +44,6 @@ from flows.runners import task_runner_from_env
 from tasks.artifacts import publish as publish_artifacts
 from tasks.stages import (
     audio_analysis_task,
-    faces_task,
     identify_task,
     loudness_task,
     probe_task,
@@ -71,6 +70,9 @@ def _result(state: State) -> tuple[Any, bool]:
     return state.result(), state.name == "Cached"
 
 
+FACES_FPS = 5  # face samples per second for the virtual camera
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -95,13 +97,18 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
              + (f", {transcript.channel_note}" if transcript.channel_note else "")
              + (" (cached)" if hit else ""))
     t2 = time.monotonic()
-    rep.start("visual signals", "faces, motion, scene cuts")
+    reframing = parse_aspect(request.aspect) is not None and info.video is not None
+    rep.start("visual signals", "faces, motion, scene cuts"
+              + (f"; virtual camera for {request.aspect}" if reframing else ""))
     visual_track, hit = _result(visual_task(source, sha256, info.duration_us, settings,
+                                            faces_fps=FACES_FPS if reframing else 0,
                                             return_state=True))
     if hit:
         cached.append("visual-signals")
+    faces = visual_track.face_track if reframing else None
     rep.done("visual signals", time.monotonic() - t2,
              f"{len(visual_track.frame_times_us)} frames, {len(visual_track.scene_cuts)} cuts"
+             + (f", {len(faces.times_us)} face samples" if faces is not None else "")
              + (" (cached)" if hit else ""))
     t2 = time.monotonic()
     rep.start("text analysis", "sentence embeddings")
@@ -111,17 +118,6 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
     rep.done("text analysis", time.monotonic() - t2,
              f"{len(text.sentences)} sentences" + (" (cached)" if hit else ""))
     recorder.stage("analysis_complete", time.monotonic() - t, {"cached": cached})
-
-    faces = None
-    if parse_aspect(request.aspect) is not None and info.video is not None:
-        t2 = time.monotonic()
-        rep.start("faces", f"virtual camera for {request.aspect}")
-        faces, hit = _result(faces_task(source, sha256, info.duration_us, return_state=True))
-        if hit:
-            cached.append("faces")
-        rep.done("faces", time.monotonic() - t2,
-                 f"{len(faces.times_us)} samples, {len(faces.cuts_us)} shot cuts"
-                 + (" (cached)" if hit else ""))
 
     t = time.monotonic()
     rep.start("select", repr(request.prompt))

@@ -17,7 +17,6 @@ from clipforge import (
     analysis,
     llm,
     probe,
-    reframe,
     render,
     select,
     semantic,
@@ -103,25 +102,11 @@ def visual_task(path: str, sha256: str, duration_us: int, settings: Settings,
                 faces_fps: int = 0) -> visual.VisualTrack:
     """Visual signals on the audio signals' grid (every signal shares one time grid).
     ``faces_fps`` > 0 (reframing asked): the same decode also gives the virtual camera's
-    faces (``.face_track``), cached with it, so ``faces_task`` is not needed."""
+    faces (``.face_track``), cached with it."""
     return visual.visual_track(path, duration_us=duration_us, hop_us=signals.GRID_HOP_US,
                                progress=reporter().fraction("visual signals"),
                                image_embedder=image_text_scorer(settings),
                                faces_fps=faces_fps)
-
-
-def _faces_key(_ctx: Any, p: dict[str, Any]) -> str:
-    version = code_version("reframe", "visual", "visual_decode", "visual_frames")
-    return f"faces-{p['sha256']}-{p['fps']}-{version}"
-
-
-@task(name="faces", cache_policy=cached_by(_faces_key), persist_result=True, tags=[HEAVY_TAG],
-      retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
-def faces_task(path: str, sha256: str, duration_us: int, fps: int = 5) -> reframe.FaceTrack:
-    """Faces and shot cuts for the virtual camera (only runs when reframing is asked).
-    One decode (``visual_track(..., faces_fps=fps)``); when the flow passes ``faces_fps``
-    to ``visual_task`` instead, use its ``.face_track`` and skip this task."""
-    return reframe.face_track(path, duration_us, fps)
 
 
 @task(name="select", cache_policy=NO_CACHE)
