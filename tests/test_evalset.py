@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import MEDIA, media
 
 from clipforge.audio import decode_mono_16k
 from clipforge.episodes import EpisodeError, compose
 from clipforge.evaluate import cut_excess_db, cut_quality, distinct_cuts, summary_with_cuts
-from tests.conftest import MEDIA, media
 
 REPO = Path(__file__).resolve().parents[1]
 

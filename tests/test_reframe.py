@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import media
 
 from clipforge.errors import AspectError, ClipforgeError, LayoutError
 from clipforge.reframe import face_track, output_size, parse_aspect, parse_layout, plan_reframe
 from clipforge.reframe.faces import FaceTrack
 from clipforge.transcribe import Word
-from tests.conftest import media
 
 STAGE = "face_stage_cuts_10s__face_recognition_short_hamilton_clip.mp4"
 FILM = "face_film_cuts_noaudio_10s__zwm_tears_of_steel.mp4"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+from conftest import media
 
 from clipforge.config import Settings
 from clipforge.edl import Edl, Reframe, Segment
 from clipforge.probe import probe
 from clipforge.reframe import face_track, plan_reframe
 from clipforge.render import render as render_edl
-from tests.conftest import media
 
 STAGE = "face_stage_cuts_10s__face_recognition_short_hamilton_clip.mp4"
 SAR = "bt601_sar8x9_noaudio__showorder_popeye_vob_T00-1.mkv"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EVAL, REPO, media
 
 from clipforge import semantic
 from clipforge.semantic import onnx_encoder
-from tests.conftest import EVAL, REPO, media
 
 # loads a real model (the fast lane, make test-fast, leaves it out)
 pytestmark = pytest.mark.slow
