@@ -38,6 +38,9 @@ def test_wheel_ships_migrations_schema_and_sample(wheel: Path) -> None:
     assert "clipforge/schemas/edl.schema.json" in names
     assert "clipforge/samples/talk_en_42s.mp4" in names
     assert any(n.startswith("clipforge_cli/") for n in names)
+    # every package of the library is in the wheel (the package list is explicit)
+    for init in sorted((REPO / "clipforge").rglob("__init__.py")):
+        assert init.relative_to(REPO).as_posix() in names, init
     assert not any(n.startswith("tests/") for n in names)
 
 
