@@ -24,13 +24,14 @@ def _fmt_time(s: float) -> str:
     return f"{int(m)}:{sec:06.3f}"
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def request_from_args(args: argparse.Namespace) -> Any | None:
+    """The ClipRequest of `run`/`enqueue` arguments; None (one line printed) if invalid."""
     from pydantic import ValidationError
 
     from flows.params import ClipRequest
 
     try:
-        request = ClipRequest(
+        return ClipRequest(
             video=args.video, prompt=args.prompt, out_dir=args.out,
             target_seconds=args.target_seconds, render=not args.no_render, tonemap=args.tonemap,
             clips=args.clips, aspect=args.aspect, layout=args.layout, captions=args.captions,
@@ -38,8 +39,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         print(f"clipforge: invalid {first['loc'][0]}: {first['msg']}", file=sys.stderr)
-        return 2
-    return _run_request(request)
+        return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    request = request_from_args(args)
+    return 2 if request is None else _run_request(request)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

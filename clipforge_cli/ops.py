@@ -86,22 +86,13 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from clipforge.jobs import enqueue
     from clipforge.store import JobStore
     from clipforge.supervise import ensure_services
-    from flows.params import ClipRequest
+    from clipforge_cli.main import request_from_args
 
-    try:
-        request = ClipRequest(
-            video=args.video, prompt=args.prompt, out_dir=args.out,
-            target_seconds=args.target_seconds, render=not args.no_render, tonemap=args.tonemap,
-            clips=args.clips, aspect=args.aspect, layout=args.layout, captions=args.captions,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        print(f"clipforge: invalid {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+    request = request_from_args(args)
+    if request is None:
         return 2
     video = Path(request.video).expanduser()
     if not video.is_file():
