@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .captions import clip_sidecars, words_for_edl, write_sidecars
+from .captions.sidecar import clip_segments
 from .captions.sidecar import cues_for as caption_cues
 from .edl import Edl, EdlCaptions
 from .feedback.record import highlight_clip_id
@@ -99,9 +100,7 @@ def handoff_cues(edl: Edl) -> Any:
         return _frames(caption_cues(edl, edl.segments, fps), fps)
     out = {}
     for c in edl.clips:
-        seg = edl.segments[c.segment]
-        alone = seg.model_copy(update={"transition_in": type(seg.transition_in)()})
-        out[c.rank] = _frames(caption_cues(edl, [alone], fps), fps)
+        out[c.rank] = _frames(caption_cues(edl, clip_segments(edl, c), fps), fps)
     return out
 
 

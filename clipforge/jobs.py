@@ -27,6 +27,7 @@ from .errors import ClipforgeError, InputError, ServiceError
 from .identity import file_sha256, params_hash
 from .store import JobStore
 from .supervise import ensure_services
+from .supervise.proc import pid_alive
 
 # request fields that never change what a job produces
 _NOT_IN_KEY = frozenset({"video", "job_id"})
@@ -80,14 +81,7 @@ def runner_alive(runner: str | None) -> bool:
     if host != socket.gethostname() or not pid_s.isdigit():
         return False
     pid = int(pid_s)
-    if pid == os.getpid():
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    return pid != os.getpid() and pid_alive(pid)
 
 
 def enqueue(store: JobStore, request: dict[str, Any], settings: Settings, *,

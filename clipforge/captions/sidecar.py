@@ -17,7 +17,7 @@ import pysubs2
 
 from clipforge.captions.reeltime import ReelWord, frame_to_ms, reel_length, reel_words
 from clipforge.captions.style import CaptionStyle, load_style
-from clipforge.edl import Edl, Segment
+from clipforge.edl import ClipRef, Edl, Segment
 
 _ASS_WHITESPACE = re.compile(r"\\([nNh])")
 
@@ -82,14 +82,19 @@ def write_sidecars(edl: Edl, fps: Fraction, out_dir: Path, stem: str = "highligh
             _write(cues, out_dir / f"{stem}.vtt", "vtt")]
 
 
+def clip_segments(edl: Edl, clip: ClipRef) -> list[Segment]:
+    """A ``--clips`` clip's timeline on its own: its segment, entering with a plain cut,
+    so its reel time starts at 0."""
+    seg = edl.segments[clip.segment]
+    return [seg.model_copy(update={"transition_in": type(seg.transition_in)()})]
+
+
 def clip_sidecars(edl: Edl, fps: Fraction, out_dir: Path, *,
                   style_name: str | None = None) -> list[Path]:
     """With ``--clips``: ``clip_01.srt``/``.vtt``... one pair per clip (rank order), each
     clip being ``edl.segments[clip.segment]`` alone, so times start at 0."""
     paths: list[Path] = []
     for clip in sorted(edl.clips, key=lambda c: c.rank):
-        seg = edl.segments[clip.segment]
-        alone = seg.model_copy(update={"transition_in": type(seg.transition_in)()})
         paths += write_sidecars(edl, fps, out_dir, f"clip_{clip.rank:02d}",
-                                style_name=style_name, segments=[alone])
+                                style_name=style_name, segments=clip_segments(edl, clip))
     return paths
