@@ -16,7 +16,9 @@ through the mono downmix, for 1.3x the analysis time (``bench/downmix_bench.py``
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,14 @@ from .audio import (
 from .config import Settings
 from .signals import AudioAccumulator, AudioSignals
 from .timeutil import s_to_us
-from .transcribe import Transcript, Word, merge_channel_words, resolve_model, transcribe_piece
+from .transcribe import (
+    Transcript,
+    Word,
+    asr_workers,
+    merge_channel_words,
+    resolve_model,
+    transcribe_piece,
+)
 
 PIECE_S = 600
 SEARCH_S = 30
@@ -103,55 +112,77 @@ def analyse_audio(
     acc = AudioAccumulator()
     piece = piece_s * SAMPLE_RATE
     search = search_s * SAMPLE_RATE
-    language = settings.whisper_language or ""
     total = 0
     stream = AudioStream(path)
     layout: ChannelLayout | None = None
     tracks: list[_Pieces] = []
-    heard: list[list[Word]] = []
-    reached: list[int] = []
+    workers = asr_workers(settings)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipforge-asr")
+    # at most one piece waiting per worker: decoding never runs far ahead of recognition
+    slots = threading.BoundedSemaphore(2 * workers)
+    pending: list[tuple[int, int, Future[tuple[list[Word], str]]]] = []
+    done_us: dict[tuple[int, int], int] = {}
+    n_tracks = 1
+    progress_lock = threading.Lock()
 
-    def report(track: int, t_us: int) -> None:
-        reached[track] = max(reached[track], t_us)
-        if progress is not None and duration_us:
-            progress(min(1.0, sum(reached) / len(reached) / duration_us))
+    def report(key: tuple[int, int], reached_us: int) -> None:
+        with progress_lock:
+            done_us[key] = max(done_us.get(key, 0), reached_us)
+            if progress is not None and duration_us:
+                progress(min(1.0, sum(done_us.values()) / n_tracks / duration_us))
+
+    def run_piece(track: int, chunk: np.ndarray, offset: int) -> tuple[list[Word], str]:
+        offset_us = s_to_us(offset / SAMPLE_RATE)
+        try:
+            return transcribe_piece(
+                chunk, settings, offset_us=offset_us, source=str(path),
+                progress=lambda t_us: report((track, offset), t_us - offset_us))
+        finally:
+            slots.release()
 
     def recogniser(track: int) -> Callable[[np.ndarray, int], None]:
         def recognise(chunk: np.ndarray, offset: int) -> None:
-            nonlocal language
-            got, lang = transcribe_piece(
-                chunk, settings, offset_us=s_to_us(offset / SAMPLE_RATE), source=str(path),
-                progress=lambda t_us: report(track, t_us))
-            heard[track].extend(got)
-            # a channel's silent stretch says nothing about the language
-            if got or len(tracks) == 1:
-                language = lang or language
+            slots.acquire()
+            pending.append((track, offset, pool.submit(run_piece, track, chunk, offset)))
         return recognise
 
-    for block in stream:
-        if block.mono.size:
-            acc.feed(block.mono)
-            total += block.mono.size
-        if layout is None:
-            layout = detect_split_track(block.channels)
-            stream.want_channels = layout.split
-            n = layout.channels if layout.split else 1
-            heard = [[] for _ in range(n)]
-            reached = [0] * n
-            tracks = [_Pieces(piece, search, recogniser(i)) for i in range(n)]
-        if layout.split:
-            if block.channels is not None:
-                for track, samples in zip(tracks, block.channels, strict=True):
-                    track.feed(samples)
-        else:
-            tracks[0].feed(block.mono)
-    for track in tracks:
-        track.finish()
+    try:
+        for block in stream:
+            if block.mono.size:
+                acc.feed(block.mono)
+                total += block.mono.size
+            if layout is None:
+                layout = detect_split_track(block.channels)
+                stream.want_channels = layout.split
+                n_tracks = layout.channels if layout.split else 1
+                tracks = [_Pieces(piece, search, recogniser(i)) for i in range(n_tracks)]
+            if layout.split:
+                if block.channels is not None:
+                    for track, samples in zip(tracks, block.channels, strict=True):
+                        track.feed(samples)
+            else:
+                tracks[0].feed(block.mono)
+        for track in tracks:
+            track.finish()
+        results = [(track, offset, fut.result()) for track, offset, fut in pending]
+    finally:
+        for _track, _offset, fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True)
+    heard: list[list[Word]] = [[] for _ in range(n_tracks)]
+    language = settings.whisper_language or ""
+    detected = ""
+    for index, _offset, (got, lang) in sorted(results, key=lambda r: (r[1], r[0])):
+        heard[index].extend(got)
+        # the first piece with speech decides; a channel's silent stretch says nothing
+        if not detected and lang and (got or n_tracks == 1):
+            detected = lang
+    language = detected or language
     layout = layout or MONO_LAYOUT
     if layout.split:
         words = merge_channel_words(heard)
     else:
-        words = sorted(heard[0] if heard else [], key=lambda w: (w.start_us, w.end_us))
+        words = sorted(heard[0], key=lambda w: (w.start_us, w.end_us))
     transcript = Transcript(words=tuple(words), language=language,
                             duration_us=s_to_us(total / SAMPLE_RATE),
                             model=resolve_model(settings),

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     whisper_language: str | None = Field(default="en", description="None: detect.")
     whisper_vad: bool = True
     cpu_threads: int = Field(default=0, ge=0, description="0: one per core.")
+    asr_workers: int = Field(
+        default=0, ge=0,
+        description="Audio pieces recognised at once, each on cpu_threads / asr_workers "
+        "threads. 0: one per core, at most 4.")
     embedding_model: str = Field(
         default="",
         description="sentence-transformers model folder. Empty: all-MiniLM-L6-v2 from the "

@@ -59,17 +59,35 @@ def resolve_model(settings: Settings) -> str:
     return settings.whisper_model or default_model_path()
 
 
-_models: dict[tuple[str, str, int], Any] = {}
+MAX_AUTO_WORKERS = 4
+
+
+def asr_workers(settings: Settings) -> int:
+    """Pieces of audio recognised at once: ``settings.asr_workers``, or (0) one per core,
+    at most ``MAX_AUTO_WORKERS``. A small Whisper model keeps one core busy per piece far
+    better than it spreads one piece over several (``bench/asr_options_bench.py``)."""
+    if settings.asr_workers:
+        return settings.asr_workers
+    return max(1, min(settings.cpu_threads or (os.cpu_count() or 1), MAX_AUTO_WORKERS))
+
+
+def asr_threads(settings: Settings) -> int:
+    """CPU threads of each recognition worker: the cores (or ``cpu_threads``) shared out."""
+    return max(1, (settings.cpu_threads or (os.cpu_count() or 1)) // asr_workers(settings))
+
+
+_models: dict[tuple[str, str, int, int], Any] = {}
 _models_lock = threading.Lock()
 
 
 def load_model(settings: Settings) -> Any:
-    """Load (once per process) the configured faster-whisper model."""
+    """Load (once per process) the configured faster-whisper model, with one CTranslate2
+    worker per :func:`asr_workers` (so that many threads can transcribe at once)."""
     from faster_whisper import WhisperModel
 
     name = resolve_model(settings)
-    threads = settings.cpu_threads or (os.cpu_count() or 1)
-    key = (name, settings.whisper_compute_type, threads)
+    threads, workers = asr_threads(settings), asr_workers(settings)
+    key = (name, settings.whisper_compute_type, threads, workers)
     with _models_lock:
         if key not in _models:
             local = Path(name).exists()
@@ -79,6 +97,7 @@ def load_model(settings: Settings) -> Any:
                     device="cpu",
                     compute_type=settings.whisper_compute_type,
                     cpu_threads=threads,
+                    num_workers=workers,
                     local_files_only=not local,
                 )
             except Exception as exc:  # faster-whisper raises many types here

@@ -89,3 +89,27 @@ def test_streaming_analysis_in_pieces_keeps_every_word(public_episode) -> None:
 def test_unknown_model_is_a_config_error_offline(tmp_path) -> None:
     with pytest.raises(ConfigError, match="CLIPFORGE_WHISPER_MODEL"):
         load_model(Settings(whisper_model=str(tmp_path / "no-such-model")))
+
+
+@pytest.mark.slow
+def test_pieces_recognised_at_once_give_the_same_transcript(public_episode) -> None:
+    """Two workers of one thread each (pieces in parallel) against one worker: the same
+    words, in order, whichever piece finished first."""
+    args = dict(duration_us=148_500_000, piece_s=40, search_s=8)
+    serial, _ = analyse_audio(public_episode, Settings(asr_workers=1, cpu_threads=1), **args)
+    parallel, _ = analyse_audio(public_episode, Settings(asr_workers=2, cpu_threads=2), **args)
+    assert len(serial.words) > 100
+    assert parallel.words == serial.words
+    assert parallel.language == serial.language == "en"
+
+
+def test_recognition_workers_share_out_the_cores() -> None:
+    from clipforge.transcribe import asr_threads, asr_workers
+
+    assert asr_workers(Settings(cpu_threads=2)) == 2
+    assert asr_threads(Settings(cpu_threads=2)) == 1
+    assert asr_workers(Settings(cpu_threads=16)) == 4
+    assert asr_threads(Settings(cpu_threads=16)) == 4
+    assert (asr_workers(Settings(cpu_threads=1)), asr_threads(Settings(cpu_threads=1))) == (1, 1)
+    assert (asr_workers(Settings(asr_workers=1, cpu_threads=4)),
+            asr_threads(Settings(asr_workers=1, cpu_threads=4))) == (1, 4)
