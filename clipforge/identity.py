@@ -14,22 +14,34 @@ from .errors import InputError
 _PKG = Path(__file__).resolve().parent
 
 
+_sha_memo: dict[tuple[str, int, int, int, int], str] = {}
+
+
 def file_sha256(path: str | Path) -> str:
-    """Content hash of a source file; typed errors for files that cannot be used at all."""
+    """Content hash of a source file; typed errors for files that cannot be used at all.
+
+    Remembered for the life of the process by (path, device, inode, size, mtime): the
+    command line hashes the source to open the job row and the flow, in the same process,
+    needs it again; a file that changed in between has another size or mtime."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file. Check the path (relative paths are taken from "
                          "the current directory).")
     if not p.is_file():
         raise InputError(f"{p}: not a regular file. Pass a video or audio file.")
-    h = hashlib.sha256()
     try:
+        st = p.stat()
+        memo = (str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if memo in _sha_memo:
+            return _sha_memo[memo]
+        h = hashlib.sha256()
         with p.open("rb") as f:
             while block := f.read(1 << 20):
                 h.update(block)
     except OSError as exc:
         raise InputError(f"{p}: cannot be read ({exc.strerror}). Check its permissions.") from exc
-    return h.hexdigest()
+    _sha_memo[memo] = h.hexdigest()
+    return _sha_memo[memo]
 
 
 @cache
