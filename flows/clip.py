@@ -87,6 +87,14 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
     source = request.video
     t = time.monotonic()
     cached: list[str] = []
+    reframing = parse_aspect(request.aspect) is not None and info.video is not None
+    # The visual pass runs beside speech recognition (it decodes the pictures, recognition
+    # the sound; on a 2-core machine recognition leaves CPU idle); its result is
+    # collected after the audio analysis.
+    rep.start("visual signals", "faces, motion, scene cuts"
+              + (f"; virtual camera for {request.aspect}" if reframing else ""))
+    visual_future = visual_task.submit(source, sha256, info.duration_us, settings,
+                                       faces_fps=FACES_FPS if reframing else 0)
     rep.start("audio analysis", "speech recognition + delivery signals")
     (transcript, audio_signals), hit = _result(
         audio_analysis_task(source, sha256, info.duration_us, settings, return_state=True))
@@ -96,17 +104,12 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
              f"{len(transcript.words)} words"
              + (f", {transcript.channel_note}" if transcript.channel_note else "")
              + (" (cached)" if hit else ""))
-    t2 = time.monotonic()
-    reframing = parse_aspect(request.aspect) is not None and info.video is not None
-    rep.start("visual signals", "faces, motion, scene cuts"
-              + (f"; virtual camera for {request.aspect}" if reframing else ""))
-    visual_track, hit = _result(visual_task(source, sha256, info.duration_us, settings,
-                                            faces_fps=FACES_FPS if reframing else 0,
-                                            return_state=True))
+    visual_future.wait()
+    visual_track, hit = _result(visual_future.state)
     if hit:
         cached.append("visual-signals")
     faces = visual_track.face_track if reframing else None
-    rep.done("visual signals", time.monotonic() - t2,
+    rep.done("visual signals", time.monotonic() - t,
              f"{len(visual_track.frame_times_us)} frames, {len(visual_track.scene_cuts)} cuts"
              + (f", {len(faces.times_us)} face samples" if faces is not None else "")
              + (" (cached)" if hit else ""))
@@ -236,7 +239,7 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
 
         t = time.monotonic()
         rep.start("probe", Path(source).name)
-        info = probe_task(source, request.tonemap)
+        info = probe_task(source, sha256, request.tonemap)
         source_duration = info.duration_us / 1e6
         recorder.stage("probed", time.monotonic() - t)
         rep.done("probe", time.monotonic() - t, f"{source_duration:.1f} s source")
@@ -244,6 +247,12 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
         edl_path = out_dir / "edl.json"
         cached: list[str] = []
         resumed = _resumable_edl(recorder, edl_path, sha256)
+        plan_outputs = [out_dir / name for name, _ in render_plan(resumed)] if resumed else []
+        rendered = bool(plan_outputs) and recorder.reached("rendered") and all(
+            p.is_file() for p in plan_outputs)
+        # the whole source's loudness (one ffmpeg pass) runs beside the analysis too
+        loudness_future = loudness_task.submit(info, sha256) if request.render and \
+            not rendered else None
         if resumed is None:
             edl, cached = _analyse_and_plan(request, settings, recorder, info, sha256, out_dir,
                                             recorder.budget())
@@ -262,7 +271,8 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
             t = time.monotonic()
             rep.start("render", f"{edl.duration:.1f} s" + (
                 f" in {len(edl.clips)} clips" if edl.clips else " reel"))
-            loudness = loudness_task(info)  # the whole source, measured once per job
+            assert loudness_future is not None
+            loudness = loudness_future.result()  # the whole source, measured once per job
             for name, part in plan:
                 partial = out_dir / f".{name}.partial.mp4"
                 render_task(part, info, str(partial), settings, loudness)

@@ -64,8 +64,19 @@ def _visual_key(_ctx: Any, p: dict[str, Any]) -> str:
     return "visual-{}-{}-{}".format(p["sha256"], params_hash(params), code_version(*modules))
 
 
-@task(name="probe", cache_policy=NO_CACHE)
-def probe_task(path: str, tonemap: bool) -> probe.MediaInfo:
+def _probe_key(_ctx: Any, p: dict[str, Any]) -> str:
+    # the path is in MediaInfo (and in the render's argv), so it is part of the key
+    return "probe-{}-{}-{}".format(
+        p["sha256"], params_hash({"path": str(Path(p["path"]).resolve()),
+                                  "tonemap": bool(p["tonemap"])}),
+        code_version("probe", "ffmpeg"))
+
+
+@task(name="probe", cache_policy=cached_by(_probe_key), persist_result=True)
+def probe_task(path: str, sha256: str, tonemap: bool) -> probe.MediaInfo:
+    """Streams, colour and a decode check. The same bytes at the same path probe the same,
+    so a second prompt on a video does not decode its samples again; refused input
+    (HDR without tone-mapping, a corrupt file) raises and is never cached."""
     return probe.probe(path, tonemap=tonemap)
 
 
@@ -144,10 +155,15 @@ def llm_chunk_task(chunk: llm.ChunkText, prompt: str, settings: Settings,
     return llm.llm_chunk_picks(settings, chunk, prompt, budget)
 
 
-@task(name="loudness", cache_policy=NO_CACHE, tags=[HEAVY_TAG], retries=RETRIES,
+def _loudness_key(_ctx: Any, p: dict[str, Any]) -> str:
+    return "loudness-{}-{}".format(p["sha256"], code_version("render", "probe", "ffmpeg"))
+
+
+@task(name="loudness", cache_policy=cached_by(_loudness_key), persist_result=True,
+      tags=[HEAVY_TAG], retries=RETRIES,
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
-def loudness_task(info: probe.MediaInfo) -> render.Loudness | None:
-    """The whole source's loudness, measured once per job (every clip uses it)."""
+def loudness_task(info: probe.MediaInfo, sha256: str) -> render.Loudness | None:
+    """The whole source's loudness (every clip of every job on these bytes uses it)."""
     return render.measure_loudness(info.path, info)
 
 
