@@ -69,7 +69,11 @@ def _run_request(request: Any) -> int:
     """Run one job through the flow: its row first, then the engine, then the summary."""
     from clipforge import jobs
     from clipforge.progress import set_reporter
-    from clipforge_cli.prefect_env import prepare_prefect, quiet_expected_failures
+    from clipforge_cli.prefect_env import (
+        prepare_prefect,
+        quiet_expected_failures,
+        without_heartbeats,
+    )
     from clipforge_cli.progress import make_reporter
 
     settings = load_settings()
@@ -91,7 +95,8 @@ def _run_request(request: Any) -> int:
         from flows.clip import clip_job
 
         try:
-            result = clip_job(request)
+            with without_heartbeats():
+                result = clip_job(request)
         finally:
             close = getattr(rep, "close", None)
             if close:
@@ -144,7 +149,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from clipforge.evaluate import cut_table, summary_with_cuts, table
     from clipforge.progress import StderrReporter, set_reporter
-    from clipforge_cli.prefect_env import prepare_prefect, quiet_expected_failures
+    from clipforge_cli.prefect_env import (
+        prepare_prefect,
+        quiet_expected_failures,
+        without_heartbeats,
+    )
 
     settings = load_settings()
     prepare_prefect(settings)
@@ -159,7 +168,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else settings.home / "eval" / truth.stem
     t0 = time.monotonic()
-    scores = evaluate_truth(str(truth), str(out), args.target_seconds)
+    with without_heartbeats():
+        scores = evaluate_truth(str(truth), str(out), args.target_seconds)
     wall = time.monotonic() - t0
     quality = cut_quality_for(str(truth), str(out), scores)
     totals = summary_with_cuts(scores, quality)

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from clipforge.config import Settings
 from clipforge.errors import ServiceError
@@ -65,3 +66,14 @@ def quiet_expected_failures() -> None:
     os.environ["PREFECT_LOGGING_LEVEL"] = os.environ.get("PREFECT_LOGGING_LEVEL_CLI", "CRITICAL")
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def without_heartbeats() -> Any:
+    """A settings context for a flow run the command line runs in its own process: no
+    flow-run heartbeats. Their thread sleeps in 1 s steps and is joined when the run ends,
+    which added up to a second to every run; a command-line run that dies is taken over
+    by the next one through its job row (``clipforge.jobs``), not through heartbeats.
+    Runs that workers execute (deployments, the backlog) keep them."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
