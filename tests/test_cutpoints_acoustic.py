@@ -7,13 +7,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import media
 
 from clipforge import cutpoints
 from clipforge.audio import decode_mono_16k
 from clipforge.evaluate import CUT_QUIET_DB, cut_excess_db
 from clipforge.signals import fine_envelope
-
-from conftest import media
 
 S = 1_000_000
 SR = 16_000
