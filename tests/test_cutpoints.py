@@ -50,11 +50,14 @@ def signals_for(y: np.ndarray, duration_s: float) -> AudioSignals:
 
 def test_cut_goes_to_the_quiet_part_of_the_gap_never_into_a_word_or_past_the_middle() -> None:
     # word A ends at 1.0 s, word B starts at 1.6 s; a breath fills 1.4-1.6 s (before B),
-    # so the in-point of B must leave the breath out and stay after the gap's middle 1.3.
+    # so the in-point of B must leave the breath out and stay after the middle of the
+    # pause the envelope hears (A's end to the breath: the breath is sound, not the gap).
     words = [(500_000, 1_000_000), (1_600_000, 2_100_000)]
     env = fine_envelope(synth(words, 3 * S, breaths=[(1_400_000, 1_600_000)]))
+    a, b = cutpoints.acoustic_gap(env, 1_000_000, 1_600_000)
+    assert 1_000_000 <= a <= 1_020_000 and 1_380_000 <= b <= 1_410_000
     t_in = cutpoints.cut_in(env, 1_000_000, 1_600_000, lead_pad_us=100_000)
-    assert 1_300_000 <= t_in <= 1_400_000 + 10_000
+    assert (a + b) // 2 <= t_in <= 1_400_000 + 10_000
     assert cutpoints.energy_at(env, t_in) < cutpoints.energy_at(env, 1_500_000) - 10
     # out-point of A: the breath is past the middle anyway, the cut stays in [1.0, 1.3]
     t_out = cutpoints.cut_out(env, 1_000_000, 1_600_000, tail_pad_us=100_000)
