@@ -34,6 +34,10 @@ class StderrReporter(Reporter):
         self.count = 0
         self._lock = threading.Lock()
         self._last: dict[str, tuple[float, float]] = {}
+        self._number: dict[str, int] = {}  # stages can overlap: each keeps its own number
+
+    def _n(self, stage: str) -> int:
+        return self._number.get(stage, self.count)
 
     def _write(self, text: str, end: str = "\n") -> None:
         with self._lock:
@@ -41,10 +45,12 @@ class StderrReporter(Reporter):
             self.stream.flush()
 
     def start(self, stage: str, detail: str = "") -> None:
-        self.count += 1
+        with self._lock:
+            self.count += 1
+            self._number[stage] = self.count
         suffix = f" ({detail})" if detail else ""
         end = "\r" if self.tty else "\n"
-        self._write(f"[{self.count}/{self.total}] {stage}{suffix} ...", end=end)
+        self._write(f"[{self._n(stage)}/{self.total}] {stage}{suffix} ...", end=end)
 
     def fraction(self, stage: str) -> ProgressFn:
         def report(f: float) -> None:
@@ -57,14 +63,15 @@ class StderrReporter(Reporter):
                 return
             self._last[stage] = (now, f)
             end = "\r" if self.tty else "\n"
-            self._write(f"[{self.count}/{self.total}] {stage} {f:4.0%}", end=end)
+            self._write(f"[{self._n(stage)}/{self.total}] {stage} {f:4.0%}", end=end)
 
         return report
 
     def done(self, stage: str, seconds: float, detail: str = "") -> None:
         suffix = f" — {detail}" if detail else ""
         clear = "\x1b[K" if self.tty else ""
-        self._write(f"[{self.count}/{self.total}] {stage} done in {seconds:.1f} s{suffix}{clear}")
+        self._write(f"[{self._n(stage)}/{self.total}] {stage} done in {seconds:.1f} s"
+                    f"{suffix}{clear}")
 
 
 _current: Reporter = Reporter()
