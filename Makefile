@@ -47,7 +47,10 @@ $(STAMP): pyproject.toml requirements.lock | system-deps
 	$(BIN)/python -m clipforge.warmup
 	touch $(STAMP)
 
+# Services first (PostgreSQL, Redis, the local Prefect server; a no-op when they run),
+# so that the first run does not wait for them.
 demo: install
+	$(BIN)/clipforge services start
 	$(BIN)/clipforge run clipforge/samples/talk_en_42s.mp4 \
 	  --prompt "$(DEMO_PROMPT)" --out $(DEMO_OUT)
 	@echo "play it: ffplay $(DEMO_OUT)/highlights.mp4"

@@ -242,6 +242,10 @@ def cmd_services(args: argparse.Namespace) -> int:
     if args.action == "start":
         urls = supervise.ensure_services(settings)
         print(f"database: {urls.database_url}\nredis:    {urls.redis_url}")
+        from clipforge_cli.prefect_env import prepare_prefect
+
+        api_url = prepare_prefect(settings)  # the warm local Prefect server runs use
+        print(f"prefect:  {api_url or 'ephemeral mode (the local server could not start)'}")
     elif args.action == "stop":  # the Prefect server (and workers) first: they use the database
         stopped = prefect_stack.down(settings) + supervise.stop_services(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
