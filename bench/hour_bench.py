@@ -115,7 +115,7 @@ def clipforge_run(video: Path, prompt: str, home: Path, out: Path, extra: dict[s
         raise SystemExit(f"clipforge run failed ({r['rc']}):\n{r['stderr'][-3000:]}")
     m = SUMMARY.search(r["stdout"])
     r["pipeline"] = float(m.group(1)) if m else float("nan")
-    stages = re.findall(r"\] (.+?) done in ([\d.]+) s", r["stdout"])
+    stages = re.findall(r"\] (.+?) done in ([\d.]+) s", r["stderr"])
     r["stages"] = {name: float(s) for name, s in stages}
     del r["stdout"], r["stderr"]
     return r
