@@ -14,10 +14,11 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from prefect import flow
 from prefect.states import State
+from prefect.utilities.annotations import quote
 
 from clipforge import metrics
 from clipforge.clip_store import ClipStore
@@ -37,7 +38,7 @@ from clipforge.jobs import JobRecorder, asr_params, render_plan
 from clipforge.plan import build_edl
 from clipforge.progress import reporter
 from clipforge.reframe import parse_aspect
-from clipforge.render import output_format_for
+from clipforge.render import loudness_spans, output_format_for
 from clipforge.select import SCORE_RULE, SelectionParams
 from flows.params import ClipRequest, ClipResult, HighlightSummary
 from flows.runners import task_runner_from_env
@@ -68,6 +69,16 @@ def _deployment_name() -> str:
 def _result(state: State) -> tuple[Any, bool]:
     """A task's value and whether Prefect served it from cache."""
     return state.result(), state.name == "Cached"
+
+
+T = TypeVar("T")
+
+
+def _as_is(value: T) -> T:
+    """A task argument Prefect passes through untouched (``quote``): it would otherwise
+    walk every word and signal value of an analysis result looking for futures, which
+    takes seconds on a one-hour transcript. Typed as the value, which the task receives."""
+    return cast(T, quote(value))
 
 
 FACES_FPS = 5  # face samples per second for the virtual camera
@@ -115,7 +126,7 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
              + (" (cached)" if hit else ""))
     t2 = time.monotonic()
     rep.start("text analysis", "sentence embeddings")
-    text, hit = _result(text_task(transcript, sha256, settings, return_state=True))
+    text, hit = _result(text_task(_as_is(transcript), sha256, settings, return_state=True))
     if hit:
         cached.append("text-analysis")
     rep.done("text analysis", time.monotonic() - t2,
@@ -131,8 +142,8 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
         fps = Fraction(info.video.fps)
         params = dataclasses.replace(params, frame_rate=f"{fps.numerator}/{fps.denominator}")
     weights = ClipStore(recorder.store).weights_in_force()
-    picks = select_task(transcript, text, audio_signals, request.prompt, params, source,
-                        settings, budget, visual_track, weights)
+    picks = select_task(_as_is(transcript), _as_is(text), _as_is(audio_signals), request.prompt,
+                        params, source, settings, budget, _as_is(visual_track), weights)
     recorder.stage("highlights_generated", time.monotonic() - t, {"count": len(picks)})
     rep.done("select", time.monotonic() - t, f"{len(picks)} highlights")
 
@@ -247,12 +258,6 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
         edl_path = out_dir / "edl.json"
         cached: list[str] = []
         resumed = _resumable_edl(recorder, edl_path, sha256)
-        plan_outputs = [out_dir / name for name, _ in render_plan(resumed)] if resumed else []
-        rendered = bool(plan_outputs) and recorder.reached("rendered") and all(
-            p.is_file() for p in plan_outputs)
-        # the whole source's loudness (one ffmpeg pass) runs beside the analysis too
-        loudness_future = loudness_task.submit(info, sha256) if request.render and \
-            not rendered else None
         if resumed is None:
             edl, cached = _analyse_and_plan(request, settings, recorder, info, sha256, out_dir,
                                             recorder.budget())
@@ -271,11 +276,10 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
             t = time.monotonic()
             rep.start("render", f"{edl.duration:.1f} s" + (
                 f" in {len(edl.clips)} clips" if edl.clips else " reel"))
-            assert loudness_future is not None
-            loudness = loudness_future.result()  # the whole source, measured once per job
             for name, part in plan:
+                loudness = loudness_task(info, sha256, loudness_spans(part))  # pass 1
                 partial = out_dir / f".{name}.partial.mp4"
-                render_task(part, info, str(partial), settings, loudness)
+                render_task(_as_is(part), info, str(partial), settings, loudness)
                 os.replace(partial, out_dir / name)
                 videos.append(out_dir / name)
             _record_clips(recorder, edl, request, [v.name for v in videos])

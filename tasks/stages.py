@@ -156,15 +156,19 @@ def llm_chunk_task(chunk: llm.ChunkText, prompt: str, settings: Settings,
 
 
 def _loudness_key(_ctx: Any, p: dict[str, Any]) -> str:
-    return "loudness-{}-{}".format(p["sha256"], code_version("render", "probe", "ffmpeg"))
+    spans = [[round(a, 6), round(b, 6)] for a, b in p["spans"]]
+    return "loudness-{}-{}-{}".format(p["sha256"], params_hash({"spans": spans}),
+                                      code_version("render", "probe", "ffmpeg"))
 
 
 @task(name="loudness", cache_policy=cached_by(_loudness_key), persist_result=True,
       tags=[HEAVY_TAG], retries=RETRIES,
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
-def loudness_task(info: probe.MediaInfo, sha256: str) -> render.Loudness | None:
-    """The whole source's loudness (every clip of every job on these bytes uses it)."""
-    return render.measure_loudness(info.path, info)
+def loudness_task(info: probe.MediaInfo, sha256: str, spans: list[tuple[float, float]]
+                  ) -> render.Loudness | None:
+    """Pass 1 of the loudness: the spans one output plays, joined (cached by content and
+    spans, so re-rendering the same EDL does not measure again)."""
+    return render.measure_spans_loudness(info.path, info, spans)
 
 
 @task(name="render", cache_policy=NO_CACHE, tags=[HEAVY_TAG],

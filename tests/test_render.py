@@ -699,3 +699,34 @@ def test_full_disk_names_the_folder_not_the_follow_on_error(talk: MediaInfo,
         assert _render_dirs() == before
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+def test_spans_loudness_matches_the_whole_source_log_and_the_reel(tmp_path: Path,
+                                                                  public_episode: Path) -> None:
+    """Pass 1 over just the kept spans (input-seeked, joined) gives the loudness the
+    whole-source frame log gives for them, and a render without a measurement uses it."""
+    from clipforge.render import loudness_spans, measure_spans_loudness, spans_loudness_argv
+
+    info = probe(public_episode)
+    licence = [{"source_in": 117.0, "source_out": 125.0}, {"source_in": 130.0,
+                                                          "source_out": 136.0}]
+    edl = _edl(info, licence, output_format_for(info))
+    spans = loudness_spans(edl)
+    assert spans == [(117.0, 125.0), (130.0, 136.0)]
+    argv = spans_loudness_argv(public_episode, info, spans)
+    assert argv.count("-i") == 2 and argv[argv.index("-ss") + 1] == "117.000000"
+    measured = measure_spans_loudness(public_episode, info, spans)
+    assert measured is not None and measured.frames == ()
+    whole = measure_loudness(public_episode, info)
+    assert whole is not None
+    from_log = reel_loudness(whole, edl.segments)
+    assert from_log is not None
+    assert measured.integrated_lufs == pytest.approx(from_log[0], abs=0.5)
+    assert measured.true_peak_db == pytest.approx(from_log[1], abs=0.5)
+    assert measured.integrated_lufs < whole.integrated_lufs - 3  # a quiet part, measured apart
+    result = render(edl, info, tmp_path / "spans.mp4")  # pass 1 made by the render itself
+    gain, _ = reel_gain(measured, edl.segments, -14.0, -1.0)
+    assert result.gain_db == gain
+    assert abs(_integrated_lufs(tmp_path / "spans.mp4") - (-14.0)) <= 1.0
+    with pytest.raises(ValueError):
+        spans_loudness_argv(public_episode, info, [(5.0, 2.0)])

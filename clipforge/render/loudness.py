@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipforge import ffmpeg
-from clipforge.edl import Segment
+from clipforge.edl import Edl, Segment
 from clipforge.errors import RenderError
 from clipforge.probe import MediaInfo
 
@@ -114,6 +114,54 @@ def measure_loudness(path: str | Path, info: MediaInfo) -> Loudness | None:
             argv=argv,
             stderr_tail=ffmpeg.stderr_tail(proc.stderr),
         ) from exc
+
+
+def loudness_spans(edl: Edl) -> list[tuple[float, float]]:
+    """The source spans a render of ``edl`` plays, in order (its segments)."""
+    return [(seg.source_in, seg.source_out) for seg in edl.segments]
+
+
+def spans_loudness_argv(path: str | Path, info: MediaInfo,
+                        spans: Sequence[tuple[float, float]]) -> list[str]:
+    """Pass 1 over just ``spans`` of the source (seconds), joined in order: each span an
+    input-seeked input (``-ss``/``-t``: only that stretch is decoded), the same 48 kHz
+    stereo conversion as the render, concatenated, then ``ebur128=peak=true``."""
+    if info.audio is None:
+        raise ValueError("no audio stream")
+    if not spans:
+        raise ValueError("no spans to measure")
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-v", "info"]
+    for start, end in spans:
+        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
+            raise ValueError(f"bad span {start!r}-{end!r}")
+        argv += ["-ss", f"{start:.6f}", "-t", f"{end - start:.6f}", "-i", str(path)]
+    inputs = "".join(f"[{i}:{info.audio.index}]" for i in range(len(spans)))
+    graph = (f"{inputs}concat=n={len(spans)}:v=0:a=1,{_audio_prep()},"
+             "ebur128=peak=true[out]")
+    return argv + ["-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
+
+
+def measure_spans_loudness(path: str | Path, info: MediaInfo,
+                           spans: Sequence[tuple[float, float]]) -> Loudness | None:
+    """Pass 1 over what a render keeps: the integrated loudness and true peak of the
+    spans as one programme (BS.1770 gating over the joined audio, which is what the
+    reel plays), without a frame log. Decoding only the spans makes it cost seconds
+    whatever the source's length (the whole-source pass of a one-hour source took a sixth
+    of the pipeline's CPU). ``None`` if they are silent."""
+    if info.audio is None:
+        return None
+    argv = spans_loudness_argv(path, info, spans)
+    proc = ffmpeg.run(argv)
+    try:
+        measured = parse_ebur128(proc.stderr.decode("utf-8", "replace"))
+    except ValueError as exc:
+        raise RenderError(
+            f"{path}: could not read the loudness measurement ({exc}).",
+            argv=argv,
+            stderr_tail=ffmpeg.stderr_tail(proc.stderr),
+        ) from exc
+    return None if measured is None else Loudness(
+        measured.integrated_lufs, measured.true_peak_db, measured.lra, measured.threshold)
 
 
 def reel_loudness(loudness: Loudness, segments: Sequence[Segment]

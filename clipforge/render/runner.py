@@ -24,7 +24,12 @@ from clipforge.feedback.ids import comment_tag
 from clipforge.probe import MediaInfo
 from clipforge.render.argv import concat_list, join_argv, part_argv
 from clipforge.render.colour import OutputFormat, _even_floor
-from clipforge.render.loudness import Loudness, measure_loudness, reel_gain
+from clipforge.render.loudness import (
+    Loudness,
+    loudness_spans,
+    measure_spans_loudness,
+    reel_gain,
+)
 from clipforge.render.timeline import _check_supported, plan_parts
 
 if TYPE_CHECKING:
@@ -258,8 +263,9 @@ def render(
 ) -> RenderResult:
     """Render ``edl`` over the source described by ``info`` to ``out_path`` (MP4).
 
-    ``loudness`` is pass 1 (``measure_loudness``); when ``None`` and the source has audio
-    it is measured here. The output canvas, fps and loudness target come from
+    ``loudness`` is pass 1 (``measure_spans_loudness`` of the segments, or
+    ``measure_loudness`` of the whole source); when ``None`` and the source has audio the
+    segments are measured here. The output canvas, fps and loudness target come from
     ``edl.output``; encoder settings and threads from ``settings``.
 
     ``use_fifo=False`` (benchmarks/diagnosis only): the writers first write their NUT
@@ -278,7 +284,7 @@ def render(
     style = _burn_style(edl, canvas)  # before any FFmpeg work: a missing font fails fast
     comment = _comment(edl)
     if loudness is None and info.audio is not None:
-        loudness = measure_loudness(info.path, info)
+        loudness = measure_spans_loudness(info.path, info, loudness_spans(edl))
     gain, limit = reel_gain(loudness, edl.segments, edl.output.loudness_lufs,
                             edl.output.true_peak_db)
     parts = plan_parts(edl.segments, fps, gain, limit)
