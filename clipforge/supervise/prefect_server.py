@@ -21,7 +21,6 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-from sqlalchemy.engine import URL
 
 from clipforge.config import Settings
 from clipforge.db import redact
@@ -169,6 +168,8 @@ def prefect_database_url(database_url: str, database: str = PREFECT_DATABASE) ->
         if port:
             query["port"] = str(port)
         host, port = None, None
+    from sqlalchemy.engine import URL  # only when starting a server (it imports slowly)
+
     url = URL.create(
         "postgresql+asyncpg",
         username=params.get("user") or None,
