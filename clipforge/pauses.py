@@ -198,11 +198,13 @@ def move_edges(ec: EdgeContext, first: int, last: int, bounds: Bounds) -> tuple[
 
 
 def prefer_pauses(picks: list[Candidate], ec: EdgeContext, *, min_clip_us: int,
-                  max_clip_us: int, target_us: int = 0) -> list[Candidate]:
+                  max_clip_us: int, target_us: int = 0, bridge: bool = True
+                  ) -> list[Candidate]:
     """:func:`move_edges` on every pick (``clipforge.select.Candidate``), in rank order.
 
     Picks never grow into one another; with ``target_us`` > 0 (one reel) the reel's total
-    never grows past the target (nor past its own length when it was already longer)."""
+    never grows past the target (nor past its own length when it was already longer).
+    ``bridge=False`` (separate clips, not one reel): no pick grows up to another."""
     words = ec.words
     if not words or not picks:
         return list(picks)
@@ -219,7 +221,8 @@ def prefer_pauses(picks: list[Candidate], ec: EdgeContext, *, min_clip_us: int,
         longest = max(max_clip_us, length)
         if budget:
             longest = min(longest, max(length, budget - (total - length)))
-        bounds = Bounds(lo, hi, min(min_clip_us, length), longest, bool(before), bool(after))
+        bounds = Bounds(lo, hi, min(min_clip_us, length), longest, bridge and bool(before),
+                        bridge and bool(after))
         f, la = move_edges(ec, c.first_word, c.last_word, bounds)
         if (f, la) == (c.first_word, c.last_word):
             continue

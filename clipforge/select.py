@@ -431,7 +431,8 @@ def edges_on_pauses(ctx: Context, picked: list[Candidate], params: SelectionPara
                              ctx.topic)
     return pauses.prefer_pauses(picked, ec, min_clip_us=params.min_clip_us,
                                 max_clip_us=params.max_clip_us,
-                                target_us=0 if params.clips else params.target_us)
+                                target_us=0 if params.clips else params.target_us,
+                                bridge=not params.clips)
 
 
 def chunk_texts(ctx: Context, params: SelectionParams) -> list[tuple[Chunk, Any]]:

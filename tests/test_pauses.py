@@ -177,6 +177,10 @@ def test_a_pick_next_to_another_bridges_to_it_and_the_cut_disappears() -> None:
     picks = [_cand(words, 1, 2, 0.9), _cand(words, 5, 6, 0.8)]
     out = pauses.prefer_pauses(picks, ctx_for(words, env), min_clip_us=0, max_clip_us=60 * S)
     assert [(c.first_word, c.last_word) for c in out] == [(1, 4), (5, 6)]
+    # separate clips (no reel): no bridge; the first pick's end has no other option
+    alone = pauses.prefer_pauses(picks, ctx_for(words, env), min_clip_us=0,
+                                 max_clip_us=60 * S, bridge=False)
+    assert [(c.first_word, c.last_word) for c in alone] == [(1, 2), (5, 6)]
 
 
 def test_select_cuts_at_a_pause_when_the_sentence_edges_touch() -> None:
