@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .select import Candidate
 
 MIN_PAUSE_US = 120_000
-MAX_SHIFT_US = 2_000_000
+MAX_SHIFT_US = 2_500_000
 MAX_SHIFT_WORDS = 6
 SOURCE_EDGE = 1 << 62  # the source's start and end: a cut there never clips a word
 

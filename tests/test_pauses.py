@@ -27,12 +27,13 @@ FRAME = 40_000  # one 25 fps frame: how far word times may move between CPUs
 W = 300_000  # word length
 
 
-def words_from(spec: list[tuple[str, int]], start_us: int = 1_000_000) -> list[Word]:
-    """Words of length W; each followed by the given gap (µs) before the next word."""
+def words_from(spec: list[tuple[str, int]], start_us: int = 1_000_000, length: int = W
+               ) -> list[Word]:
+    """Words of ``length``; each followed by the given gap (µs) before the next word."""
     out, t = [], start_us
     for text, gap in spec:
-        out.append(Word(t, t + W, text, 0.9))
-        t += W + gap
+        out.append(Word(t, t + length, text, 0.9))
+        t += length + gap
     return out
 
 
@@ -126,6 +127,11 @@ def test_far_boundaries_are_not_used() -> None:
     ec = ctx_for(words, env)
     # window starts at w8 (index 9); the only pause is before w0, 8 words / 2.4 s away
     assert move_start(ec, 9, 13) == 9
+    # four words away, but 2.8 s (long words): too far as well; 3 words / 2.1 s is near
+    long_words = words_from(spec, length=700_000)
+    ec_long = ctx_for(long_words, envelope(long_words, 16 * S))
+    assert move_start(ec_long, 5, 13) == 5
+    assert move_start(ec_long, 4, 13) == 1
 
 
 def test_moves_survive_word_times_moving_by_a_frame() -> None:
