@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cutpoints, edges
+from . import cutpoints, edges, pauses
 from .errors import NoHighlightsError
 from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights, factor
 from .feedback.weights import delivery as delivery_of
@@ -418,7 +418,21 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
             "clips with a larger --target-seconds."
         )
     duration = max(ctx.transcript.duration_us, ctx.transcript.words[-1].end_us)
+    picked = edges_on_pauses(ctx, picked, params, duration)
     return snap_cuts(picked, ctx.transcript.words, duration, params, ctx.audio.fine_db, short)
+
+
+def edges_on_pauses(ctx: Context, picked: list[Candidate], params: SelectionParams,
+                    duration_us: int) -> list[Candidate]:
+    """Each pick's first/last word moved to a boundary with a real pause when its own
+    boundary has none (:mod:`clipforge.pauses`)."""
+    ec = pauses.edge_context(ctx.transcript.words, ctx.text.sentences, ctx.text.stems,
+                             ctx.keywords, ctx.audio.fine_db, duration_us, ctx.relevance,
+                             ctx.topic)
+    return pauses.prefer_pauses(picked, ec, min_clip_us=params.min_clip_us,
+                                max_clip_us=params.max_clip_us,
+                                target_us=0 if params.clips else params.target_us,
+                                bridge=not params.clips)
 
 
 def chunk_texts(ctx: Context, params: SelectionParams) -> list[tuple[Chunk, Any]]:
