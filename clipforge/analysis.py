@@ -16,10 +16,13 @@ through the mono downmix, for 1.3x the analysis time (``bench/downmix_bench.py``
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +49,24 @@ from .transcribe import (
 PIECE_S = 600
 SEARCH_S = 30
 CELL = SAMPLE_RATE // 4  # 0.25 s
+
+
+def release_freed_memory() -> None:
+    """Give memory freed by the allocator back to the system (glibc ``malloc_trim``): each
+    recognition thread allocates a piece's spectrogram and buffers in its own malloc
+    arena, and without a trim the process keeps every arena's high-water mark.
+    A no-op where the C library has no ``malloc_trim``."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def quiet_cut(buffer: np.ndarray, nominal: int, search: int) -> int:
@@ -118,8 +139,8 @@ def analyse_audio(
     tracks: list[_Pieces] = []
     workers = asr_workers(settings)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipforge-asr")
-    # at most one piece waiting per worker: decoding never runs far ahead of recognition
-    slots = threading.BoundedSemaphore(2 * workers)
+    # one piece per worker plus the one being cut: decoding never runs ahead of recognition
+    slots = threading.BoundedSemaphore(workers + 1)
     pending: list[tuple[int, int, Future[tuple[list[Word], str]]]] = []
     done_us: dict[tuple[int, int], int] = {}
     n_tracks = 1
@@ -138,6 +159,7 @@ def analyse_audio(
                 chunk, settings, offset_us=offset_us, source=str(path),
                 progress=lambda t_us: report((track, offset), t_us - offset_us))
         finally:
+            release_freed_memory()  # a piece's transient buffers go back to the system
             slots.release()
 
     def recogniser(track: int) -> Callable[[np.ndarray, int], None]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import asr_features
 from .audio import SAMPLE_RATE
 from .config import Settings
 from .errors import ConfigError, TranscriptionError
@@ -106,30 +107,8 @@ def load_model(settings: Settings) -> Any:
                     "CLIPFORGE_WHISPER_MODEL to a local CTranslate2 Whisper model directory, "
                     "or unset it to use the bundled tiny.en model."
                 ) from exc
-            _one_spectrogram_at_a_time(_models[key])
+            asr_features.install(_models[key])  # same numbers, bounded memory
         return _models[key]
-
-
-_features_lock = threading.Lock()
-
-
-def _one_spectrogram_at_a_time(model: Any) -> None:
-    """Workers take turns computing a piece's log-mel spectrogram: for a 600 s piece it
-    briefly holds about 400 MB (the whole piece's STFT), and two at once were what
-    pushed a one-hour run past 1.4 GB. The spectrogram takes about a second of the
-    piece's tens of seconds, so the turns cost nothing measurable; the numbers are the
-    library's own, unchanged."""
-    extract = model.feature_extractor
-
-    class _Locked:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(extract, name)
-
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            with _features_lock:
-                return extract(*args, **kwargs)
-
-    model.feature_extractor = _Locked()
 
 
 def transcribe_piece(

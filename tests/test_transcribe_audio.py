@@ -113,3 +113,20 @@ def test_recognition_workers_share_out_the_cores() -> None:
     assert (asr_workers(Settings(cpu_threads=1)), asr_threads(Settings(cpu_threads=1))) == (1, 1)
     assert (asr_workers(Settings(asr_workers=1, cpu_threads=4)),
             asr_threads(Settings(asr_workers=1, cpu_threads=4))) == (1, 4)
+
+
+def test_bounded_memory_spectrogram_equals_the_library_one(public_episode) -> None:
+    """The sliced log-mel spectrogram is the library's, number for number, on real speech
+    of several lengths (slices, a merged remainder, a single slice)."""
+    import numpy as np
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from clipforge.asr_features import ChunkedFeatures
+
+    samples = decode_mono_16k(public_episode)
+    library = FeatureExtractor(feature_size=80)
+    for seconds, size in ((148, 6000), (61, 6000), (95.5, 3000), (40, 997), (7, 6000)):
+        piece = samples[: int(seconds * 16_000)]
+        assert np.array_equal(ChunkedFeatures(library, size)(piece), library(piece)), seconds
+    model = load_model(Settings())
+    assert isinstance(model.feature_extractor, ChunkedFeatures)
