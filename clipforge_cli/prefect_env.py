@@ -64,7 +64,10 @@ def quiet_expected_failures() -> None:
     if os.environ.get("CLIPFORGE_DEBUG"):
         return
     os.environ["PREFECT_LOGGING_LEVEL"] = os.environ.get("PREFECT_LOGGING_LEVEL_CLI", "CRITICAL")
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
+    # EventsWorker/APILogWorker: Prefect's background senders (loggers outside "prefect")
+    # warn "Still processing items" when they drain at exit on a busy machine
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine",
+                 "EventsWorker", "APILogWorker"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
