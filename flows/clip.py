@@ -11,16 +11,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
-from prefect import flow
+from prefect import Flow, flow
 from prefect.states import State
 from prefect.utilities.annotations import quote
+from pydantic import BaseModel
 
-from clipforge import metrics
+from clipforge import metrics, semantic
 from clipforge.clip_store import ClipStore
 from clipforge.config import Settings, load_settings
 from clipforge.cost import JobBudget
@@ -82,6 +84,13 @@ def _as_is(value: T) -> T:
 
 
 FACES_FPS = 5  # face samples per second for the virtual camera
+
+
+def _preload_embedder(settings: Settings) -> None:
+    try:
+        semantic.load(settings.embedding_model)
+    except ClipforgeError:  # the stage that needs it reports the problem
+        pass
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -230,6 +239,12 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
         sha256 = identify_task(source)
     except ClipforgeError as exc:
         early = exc
+    # the sentence model loads while the job row, probe and cached stages are fetched
+    # (the prompt needs it in select; a fresh analysis needs it in text analysis)
+    preload = threading.Thread(target=_preload_embedder, args=(settings,), daemon=True,
+                               name="clipforge-embedder-preload")
+    if early is None:
+        preload.start()
     source_duration = None
     try:
         opened = recorder.open(request.model_dump(mode="json"), sha256)
@@ -322,12 +337,31 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
                 print(f"clipforge: warning: metrics push to {settings.pushgateway_url} "
                       f"failed: {exc}", file=sys.stderr)
         recorder.close()
+        if preload.is_alive():  # never leave the process while it is inside the runtime
+            preload.join(timeout=30)
 
 
-@flow(name="clip-job", validate_parameters=True, task_runner=task_runner_from_env())
-def clip_job(request: ClipRequest) -> ClipResult:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _ModelParameterFlow(Flow[P, R]):
+    """A flow whose pydantic-model parameters go to the API as the model's own JSON.
+    Prefect's default encoder imports FastAPI for it: 0.2 s of every command-line run."""
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        if parameters and all(isinstance(v, BaseModel) for v in parameters.values()):
+            return {k: v.model_dump(mode="json") for k, v in parameters.items()}
+        return super().serialize_parameters(parameters)
+
+
+def _clip_job(request: ClipRequest) -> ClipResult:
     """A job as the command line and the backlog run it (an existing job row, by id)."""
     return run_clip_job(request)
+
+
+clip_job: Flow[[ClipRequest], ClipResult] = _ModelParameterFlow(
+    _clip_job, name="clip-job", validate_parameters=True, task_runner=task_runner_from_env())
 
 
 @flow(name="clip-video", validate_parameters=True, task_runner=task_runner_from_env())
