@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -22,7 +21,7 @@ from prefect.states import State
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel
 
-from clipforge import metrics, semantic
+from clipforge import metrics
 from clipforge.clip_store import ClipStore
 from clipforge.config import Settings, load_settings
 from clipforge.cost import JobBudget
@@ -84,13 +83,6 @@ def _as_is(value: T) -> T:
 
 
 FACES_FPS = 5  # face samples per second for the virtual camera
-
-
-def _preload_embedder(settings: Settings) -> None:
-    try:
-        semantic.load(settings.embedding_model)
-    except ClipforgeError:  # the stage that needs it reports the problem
-        pass
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -239,12 +231,6 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
         sha256 = identify_task(source)
     except ClipforgeError as exc:
         early = exc
-    # the sentence model loads while the job row, probe and cached stages are fetched
-    # (the prompt needs it in select; a fresh analysis needs it in text analysis)
-    preload = threading.Thread(target=_preload_embedder, args=(settings,), daemon=True,
-                               name="clipforge-embedder-preload")
-    if early is None:
-        preload.start()
     source_duration = None
     try:
         opened = recorder.open(request.model_dump(mode="json"), sha256)
@@ -337,8 +323,6 @@ def run_clip_job(request: ClipRequest) -> ClipResult:
                 print(f"clipforge: warning: metrics push to {settings.pushgateway_url} "
                       f"failed: {exc}", file=sys.stderr)
         recorder.close()
-        if preload.is_alive():  # never leave the process while it is inside the runtime
-            preload.join(timeout=30)
 
 
 P = ParamSpec("P")
