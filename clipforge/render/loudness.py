@@ -104,7 +104,11 @@ def measure_loudness(path: str | Path, info: MediaInfo) -> Loudness | None:
     """Pass 1 over the WHOLE source once. ``None`` if there is no audio or only silence."""
     if info.audio is None:
         return None
-    argv = loudness_argv(path, info)
+    return _run_ebur128(path, loudness_argv(path, info))
+
+
+def _run_ebur128(path: str | Path, argv: list[str]) -> Loudness | None:
+    """Run a pass-1 FFmpeg and parse its ebur128 summary (typed error if unreadable)."""
     proc = ffmpeg.run(argv)
     try:
         return parse_ebur128(proc.stderr.decode("utf-8", "replace"))
@@ -150,16 +154,7 @@ def measure_spans_loudness(path: str | Path, info: MediaInfo,
     of the pipeline's CPU). ``None`` if they are silent."""
     if info.audio is None:
         return None
-    argv = spans_loudness_argv(path, info, spans)
-    proc = ffmpeg.run(argv)
-    try:
-        measured = parse_ebur128(proc.stderr.decode("utf-8", "replace"))
-    except ValueError as exc:
-        raise RenderError(
-            f"{path}: could not read the loudness measurement ({exc}).",
-            argv=argv,
-            stderr_tail=ffmpeg.stderr_tail(proc.stderr),
-        ) from exc
+    measured = _run_ebur128(path, spans_loudness_argv(path, info, spans))
     return None if measured is None else Loudness(
         measured.integrated_lufs, measured.true_peak_db, measured.lra, measured.threshold)
 
