@@ -17,6 +17,7 @@ from typing import Any
 
 from clipforge.config import Settings
 from clipforge.errors import ServiceError
+from clipforge.supervise.prefect_procs import CLIENT_RETRY_ENV, CLIENT_RETRY_EXTRA_CODES
 
 MODE_ENV = "CLIPFORGE_PREFECT"
 # Ephemeral mode's own start-up wait; a loaded 2-core machine needs far more than the
@@ -35,6 +36,8 @@ def _defaults(home: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
                           EPHEMERAL_STARTUP_TIMEOUT_S)
+    # ride out a restart of the server's PostgreSQL (see prefect_procs)
+    os.environ.setdefault(CLIENT_RETRY_ENV, CLIENT_RETRY_EXTRA_CODES)
 
 
 def prepare_prefect(settings: Settings) -> str | None:

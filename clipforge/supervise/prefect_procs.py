@@ -17,6 +17,12 @@ from clipforge.supervise.proc import cmdline, descendants, group_members, is_zom
 
 STOP_TIMEOUT_S = 30.0
 CLI_TIMEOUT_S = 180.0
+# A Prefect server answers 500 while its PostgreSQL restarts (pool pre-ping finds the
+# server gone); Prefect's client retries only 429/502/503 by default, so a task asking
+# for a concurrency slot in that window failed its whole job. Every Prefect client
+# clipforge starts also retries 500, with the client's back-off (2, 4, 8, 16, 32 s).
+CLIENT_RETRY_ENV = "PREFECT_CLIENT_RETRY_EXTRA_CODES"
+CLIENT_RETRY_EXTRA_CODES = "500"
 
 
 def is_prefect(pid: int | None, role: str) -> bool:

@@ -28,6 +28,8 @@ from clipforge.errors import ServiceError
 from clipforge.supervise import paths as _home_paths
 from clipforge.supervise.postgres import ensure_database
 from clipforge.supervise.prefect_procs import (
+    CLIENT_RETRY_ENV,
+    CLIENT_RETRY_EXTRA_CODES,
     is_prefect,
     prefect_argv,
     spawn,
@@ -127,6 +129,7 @@ def base_env(paths: Paths, settings: Settings) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     })
     env.pop("PREFECT_PROFILE", None)
+    env.setdefault(CLIENT_RETRY_ENV, CLIENT_RETRY_EXTRA_CODES)
     # flow runs must see the same services as this call, not the caller's env vars
     for key, value in (("CLIPFORGE_DATABASE_URL", settings.database_url),
                        ("CLIPFORGE_REDIS_URL", settings.redis_url)):
