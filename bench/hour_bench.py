@@ -18,7 +18,12 @@ Per run, alternating so that machine load hits both alike:
 - **clipforge run**: ``clipforge run VIDEO --prompt P --target 60`` in a fresh
   ``CLIPFORGE_HOME`` (its private services started beforehand and not timed, as on a
   machine where they already run), rendering the reel;
-- then, on the same home, **a new prompt** with ``--no-render`` and again with the reel.
+- then, on the same home, **a new prompt** with ``--no-render`` and again with the reel,
+  each handed to the warm runner (``clipforge services start`` started it) and, as the
+  baseline, run in its own process (``CLIPFORGE_RUNNER=off``).
+
+The long run itself is made in its own process (``CLIPFORGE_RUNNER=off``) so that its
+process tree holds all the work and its peak memory is measured.
 
 Peak memory is the largest resident set of the measured process tree, sampled every
 0.2 s (the private services, which are daemons, are not in it). Prints a table and
@@ -99,6 +104,9 @@ def measured(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
             "rc": proc.returncode, "stdout": out, "stderr": err}
 
 
+OWN = {"CLIPFORGE_RUNNER": "off"}  # the command in its own process, not the warm runner's
+
+
 def clip_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PREFECT_API_URL", "CLIPFORGE_DATABASE_URL", "CLIPFORGE_REDIS_URL")}
@@ -138,8 +146,9 @@ def main() -> None:
     report: dict[str, Any] = {"video": video.name, "duration_s": duration, "env": extra,
                               "cores": os.cpu_count(),
                               "load_before": Path("/proc/loadavg").read_text().split()[:3],
-                              "plain": [], "clipforge": [], "second_edl": [],
-                              "second_reel": []}
+                              "plain": [], "clipforge": [], "second_edl_runner": [],
+                              "second_reel_runner": [], "second_edl_own": [],
+                              "second_reel_own": []}
     with tempfile.TemporaryDirectory(prefix="hour-bench-") as tmp_s:
         tmp = Path(tmp_s)
         for i in range(args.runs):
@@ -154,18 +163,21 @@ def main() -> None:
             home = tmp / f"home{i}"
             subprocess.run([str(BIN / "clipforge"), "services", "start"],
                            env=clip_env(home, extra), capture_output=True, check=False)
-            r = clipforge_run(video, PROMPT, home, tmp / f"out{i}", extra)
+            r = clipforge_run(video, PROMPT, home, tmp / f"out{i}", {**extra, **OWN})
             report["clipforge"].append(r)
             print(f"clipforge run {i}: {r['wall']:.1f} s (pipeline {r['pipeline']:.1f} s), "
                   f"peak {r['peak_mb']:.0f} MB, stages {r['stages']}", flush=True)
             if not args.skip_second:
                 p = SECOND_PROMPTS[i % len(SECOND_PROMPTS)]
-                r = clipforge_run(video, p, home, tmp / f"second{i}", extra, render=False)
-                report["second_edl"].append(r)
-                r2 = clipforge_run(video, p + " again", home, tmp / f"secondr{i}", extra)
-                report["second_reel"].append(r2)
-                print(f"second prompt: edl {r['wall']:.2f} s, reel {r2['wall']:.2f} s",
-                      flush=True)
+                for mode, more in (("runner", {}), ("own", OWN)):
+                    r = clipforge_run(video, f"{p} ({mode})", home, tmp / f"second{i}{mode}",
+                                      {**extra, **more}, render=False)
+                    report[f"second_edl_{mode}"].append(r)
+                    r2 = clipforge_run(video, f"{p} again ({mode})", home,
+                                       tmp / f"secondr{i}{mode}", {**extra, **more})
+                    report[f"second_reel_{mode}"].append(r2)
+                    print(f"second prompt ({mode}): edl {r['wall']:.2f} s, "
+                          f"reel {r2['wall']:.2f} s", flush=True)
             subprocess.run([str(BIN / "clipforge"), "services", "stop"],
                            env=clip_env(home, extra), capture_output=True, check=False)
 
@@ -178,8 +190,8 @@ def main() -> None:
                "clipforge_pipeline": med(report["clipforge"], "pipeline"),
                "clipforge_peak_mb": max((r["peak_mb"] for r in report["clipforge"]),
                                         default=None),
-               "second_edl_wall": med(report["second_edl"], "wall"),
-               "second_reel_wall": med(report["second_reel"], "wall")}
+               **{f"second_{what}_{mode}_wall": med(report[f"second_{what}_{mode}"], "wall")
+                  for what in ("edl", "reel") for mode in ("runner", "own")}}
     if summary["clipforge_wall"]:
         summary["realtime_x"] = round(duration / summary["clipforge_wall"], 1)
     if summary["plain_wall"] and summary["clipforge_wall"]:

@@ -9,8 +9,9 @@ Every ``clipforge run`` is a real subprocess on the bundled 42 s sample, with it
 on first use there, stopped at the end). Measured:
 
 (a) a new prompt on the analysed video, to ``edl.json`` (``--no-render``) and to the reel:
-    the old embedding backend (``CLIPFORGE_EMBEDDING_BACKEND=sentence-transformers``,
-    torch) against the new one (ONNX); plus a fresh process embedding one prompt;
+    handed to the warm runner that ``clipforge services start`` started, against the
+    same command in its own process (``CLIPFORGE_RUNNER=off``), interleaved; plus a
+    fresh process embedding one prompt;
 (b) ``clipforge --help`` and ``import clipforge_cli.main``, against ``python -c pass``;
 (c) a fresh ``CLIPFORGE_HOME`` as ``make demo`` meets it: ``clipforge services start``
     (timed on its own), then the first run: wall time outside the pipeline (process wall
@@ -153,9 +154,7 @@ def main() -> None:
                     "raw": {"cold": cold, "warm": warm, "straight": straight,
                             "services_start": starts}}
             # (a) new prompts on the analysed sample, backends interleaved
-            backends = {"sentence-transformers": {"CLIPFORGE_EMBEDDING_BACKEND":
-                                                  "sentence-transformers"},
-                        "onnx": {"CLIPFORGE_EMBEDDING_BACKEND": "onnx"}}
+            backends = {"warm runner": {}, "own process": {"CLIPFORGE_RUNNER": "off"}}
             rows: dict[str, list[dict[str, float]]] = {}
             k = 1
             for _ in range(n):
@@ -170,10 +169,8 @@ def main() -> None:
             report["prompt_rerun"] = {
                 key: {"wall_s": med(v, "wall"), "pipeline_s": med(v, "pipeline"),
                       "outside_pipeline_s": med(v, "outside")} for key, v in rows.items()}
-            report["embed_one_prompt_fresh_process_s"] = {
-                name: round(statistics.median(timed([py, "-c", embed_code], **extra)
-                                              for _ in range(n)), 2)
-                for name, extra in backends.items()}
+            report["embed_one_prompt_fresh_process_s"] = round(statistics.median(
+                timed([py, "-c", embed_code]) for _ in range(n)), 2)
         finally:
             for h in homes:
                 stop_services(h)

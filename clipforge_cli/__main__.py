@@ -2,6 +2,6 @@
 
 import sys
 
-from clipforge_cli.main import main
+from clipforge_cli.entry import main
 
 sys.exit(main())

@@ -141,6 +141,7 @@ def _print_summary(request: Any, result: Any, total: float) -> None:
         f"{result.source_duration_s:.1f} s of source "
         f"(processing_time / source_duration = {result.realtime_ratio:.3f}{cached}{resumed}); "
         f"wall time incl. start-up {total:.1f} s"
+        + (" (warm runner)" if os.environ.get("CLIPFORGE_RUNNER_CHILD") else "")
     )
 
 
@@ -236,9 +237,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_services(args: argparse.Namespace) -> int:
     from clipforge import supervise
-    from clipforge.supervise import prefect_stack
+    from clipforge.supervise import paths, prefect_stack
+    from clipforge_cli import runner, runner_client
 
     settings = load_settings()
+    home = paths.home(settings)
+    home.mkdir(parents=True, exist_ok=True)
     if args.action == "start":
         urls = supervise.ensure_services(settings)
         print(f"database: {urls.database_url}\nredis:    {urls.redis_url}")
@@ -246,8 +250,11 @@ def cmd_services(args: argparse.Namespace) -> int:
 
         api_url = prepare_prefect(settings)  # the warm local Prefect server runs use
         print(f"prefect:  {api_url or 'ephemeral mode (the local server could not start)'}")
-    elif args.action == "stop":  # the Prefect server (and workers) first: they use the database
-        stopped = prefect_stack.down(settings) + supervise.stop_services(settings)
+        # the warm runner, from this command's own environment (before Prefect's defaults)
+        print(f"runner:   {runner.start_runner(home, runner_client.LAUNCH_ENV)}")
+    elif args.action == "stop":  # runs and the Prefect server first: they use the database
+        stopped = (["runner"] if runner.stop_runner(home) else []) + \
+            prefect_stack.down(settings) + supervise.stop_services(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     else:
         for name, state in supervise.services_status(settings).items():
@@ -256,6 +263,7 @@ def cmd_services(args: argparse.Namespace) -> int:
         running = "running" if prefect.get("server_running") else "stopped"
         print(f"prefect-server: {running}"
               + (f" ({prefect['api_url']})" if running == "running" else ""))
+        print(f"runner: {runner.runner_status(home)}")
     return 0
 
 

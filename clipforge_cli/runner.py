@@ -1,0 +1,302 @@
+"""The warm runner: a process under ``CLIPFORGE_HOME`` that has already imported Prefect,
+the flows and the command line, and forks a child per ``clipforge run``/``resume``.
+
+A new prompt on an analysed video spends most of its wall time importing Prefect and the
+flow modules (about a second on 2 cores). The runner pays that once: ``clipforge
+services start`` starts it, ``clipforge services stop`` stops it, ``clipforge services
+status`` shows it. Each command runs in a fresh child forked from the runner, so no run
+sees another's state, with the caller's arguments, working directory, environment and
+terminal (see :mod:`clipforge_cli.runner_client`). Nothing is loaded before the fork
+that starts threads (models load in the child, when a run needs them).
+
+The runner refuses a command whose environment differs from the one it started with and
+exits when the project's code or installed packages change, so the caller runs it itself
+and a stale runner never runs old code. Log: ``<home>/runner.log``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import importlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from clipforge_cli import runner_client as rc
+
+START_TIMEOUT_S = 60.0  # imports on a loaded 2-core machine
+
+
+def pid_file(home: Path) -> Path:
+    return home / "runner.pid"
+
+
+def log_file(home: Path) -> Path:
+    return home / "runner.log"
+
+
+def lock_file(home: Path) -> Path:
+    return home / "runner.lock"
+
+
+def runner_pid(home: Path) -> int | None:
+    """The pid of a live runner for ``home`` (None: none runs)."""
+    from clipforge.supervise.proc import cmdline, read_pid
+
+    pid = read_pid(pid_file(home))
+    if pid is None:
+        return None
+    argv = " ".join(cmdline(pid))
+    return pid if "clipforge_cli.runner" in argv else None
+
+
+# what `clipforge run` imports on its way to the flow (models load later, in the child)
+PRELOADED = ("prefect.flow_engine", "prefect.task_engine", "clipforge.jobs",
+             "clipforge_cli.main", "clipforge_cli.progress", "flows.clip")
+
+
+def _preload() -> None:
+    """Import what a run imports, and point Prefect at its API, without starting threads."""
+    from clipforge.config import load_settings
+    from clipforge_cli.prefect_env import prepare_prefect
+
+    prepare_prefect(load_settings())  # before prefect is imported, as a run does
+    for name in PRELOADED:
+        importlib.import_module(name)
+
+
+class Runner:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.launch_fingerprint = rc.env_fingerprint(os.environ)
+        self.stamp = rc.code_stamp()
+        self.launch_env = dict(os.environ)
+        self.added_env: dict[str, str] = {}
+        self.children: dict[int, socket.socket] = {}  # child pid -> its caller
+        self.stopping = False
+
+    def log(self, msg: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} runner {os.getpid()}: {msg}", flush=True)
+
+    def serve(self) -> int:
+        with open(lock_file(self.home), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.log("another runner holds the lock; exiting")
+                return 0
+            t0 = time.monotonic()
+            _preload()
+            # what Prefect's defaults and the API URL added; children get the same
+            self.added_env = {k: v for k, v in os.environ.items()
+                              if self.launch_env.get(k) != v}
+            path = rc.socket_path(self.home)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old_umask = os.umask(0o177)
+            try:
+                listener.bind(str(path))
+            finally:
+                os.umask(old_umask)
+            listener.listen(16)
+            pid_file(self.home).write_text(f"{os.getpid()}\n")
+            self.log(f"ready in {time.monotonic() - t0:.1f} s on {path}")
+            try:
+                self._loop(listener)
+            finally:
+                listener.close()
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    pid_file(self.home).unlink()
+                self.log("stopped")
+        return 0
+
+    def _loop(self, listener: socket.socket) -> None:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        while not self.stopping or self.children:
+            watched: list[Any] = [wake_r, *self.children.values()]
+            if not self.stopping:
+                watched.append(listener)
+            try:
+                ready, _, _ = select.select(watched, [], [], 5.0)
+            except InterruptedError:
+                ready = []
+            if wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 512)
+            self._reap()
+            if listener in ready and not self.stopping:
+                self._accept(listener)
+            for pid, conn in list(self.children.items()):
+                if conn in ready:  # the caller went away (or sent something): stop its run
+                    with contextlib.suppress(OSError):
+                        os.killpg(pid, signal.SIGTERM)
+
+    def _stop(self, *_: Any) -> None:
+        self.stopping = True
+        for pid in self.children:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGTERM)
+
+    def _reap(self) -> None:
+        for pid, conn in list(self.children.items()):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 1 << 8
+            if not done:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code  # killed by a signal: 128 + its number
+            with contextlib.suppress(OSError):
+                rc.send_message(conn, {"exit": code})
+            conn.close()
+            del self.children[pid]
+
+    def _accept(self, listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        fds: list[int] = []
+        try:
+            conn.settimeout(rc.CONNECT_TIMEOUT_S)
+            request, fds = rc.recv_message(conn, max_fds=3)
+            reason = self._refusal(request, fds)
+            if reason:
+                self.log(f"refused: {reason}")
+                rc.send_message(conn, {"refused": reason})
+                conn.close()
+                if reason.startswith("code changed"):
+                    self._stop()
+                return
+            assert request is not None
+            pid = os.fork()
+            if pid == 0:
+                self._child(listener, conn, request, fds)  # never returns
+            conn.settimeout(None)
+            rc.send_message(conn, {"pid": pid})
+            self.children[pid] = conn
+            self.log(f"child {pid}: {' '.join(request['argv'][:2])}")
+        except (OSError, ValueError) as exc:
+            self.log(f"bad request: {exc}")
+            conn.close()
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _refusal(self, request: dict[str, Any] | None, fds: list[int]) -> str:
+        if request is None or len(fds) != 3:
+            return "incomplete request"
+        if request.get("code_stamp") != self.stamp or rc.code_stamp() != self.stamp:
+            return "code changed since the runner started"
+        if request.get("env_fingerprint") != self.launch_fingerprint:
+            return "environment differs from the runner's"
+        if not request.get("argv") or request["argv"][0] not in rc.SERVED_COMMANDS:
+            return "not a command the runner serves"
+        return ""
+
+    def _child(self, listener: socket.socket, conn: socket.socket, request: dict[str, Any],
+               fds: list[int]) -> None:
+        code = 1
+        try:
+            os.setpgid(0, 0)  # its own group: Ctrl-C reaches its FFmpeg children too
+            for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.set_wakeup_fd(-1)
+            listener.close()
+            conn.close()
+            for other in self.children.values():
+                other.close()
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+                os.close(fd)
+            fds.clear()
+            atexit._clear()  # only what this run registers runs at its exit
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            os.environ.update(self.added_env)
+            os.environ[rc.CHILD_ENV] = "1"
+            sys.argv = ["clipforge", *request["argv"]]
+            from clipforge_cli.main import main
+
+            code = main(request["argv"])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            with contextlib.suppress(BaseException):
+                atexit._run_exitfuncs()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(BaseException):
+                    stream.flush()
+            os._exit(code)
+
+
+def start_runner(home: Path, env: dict[str, str], wait: float = START_TIMEOUT_S) -> str:
+    """Start a runner for ``home`` from ``env`` (the caller's own environment) unless one
+    runs; wait up to ``wait`` seconds for it to listen. Returns a status line."""
+    if env.get(rc.RUNNER_ENV, "").lower() in ("off", "0", "no", "false"):
+        return f"off ({rc.RUNNER_ENV}=off)"
+    pid = runner_pid(home)
+    if pid is None:
+        with open(log_file(home), "ab") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "clipforge_cli.runner"], cwd=rc.REPO_ROOT, env=env,
+                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        pid = proc.pid
+        deadline = time.monotonic() + wait
+        while runner_pid(home) != pid and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return f"failed to start (see {log_file(home)})"
+            time.sleep(0.05)
+        if runner_pid(home) != pid:
+            return f"starting (pid {pid}; runs use it once it is ready)"
+    return f"running (pid {pid}, {rc.socket_path(home)})"
+
+
+def stop_runner(home: Path, timeout: float = 30.0) -> bool:
+    """Stop the runner for ``home`` (its children are asked to stop too); True if one ran."""
+    from clipforge.supervise.proc import pid_alive
+
+    pid = runner_pid(home)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def runner_status(home: Path) -> str:
+    pid = runner_pid(home)
+    return f"running (pid {pid})" if pid else "stopped"
+
+
+if __name__ == "__main__":
+    sys.exit(Runner(rc.home_dir(os.environ)).serve())

@@ -1,0 +1,159 @@
+"""The warm runner as a user meets it: `clipforge services start` starts it, `clipforge
+run` hands it the command and gets the same result it would have made itself, Ctrl-C
+reaches the run, a different environment or changed code is never served by it, and
+`clipforge services stop` stops it. The real CLI in subprocesses, on the session's
+PostgreSQL, Redis and Prefect server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import cli_environment, media
+
+from clipforge.supervise.proc import pid_alive
+from clipforge_cli import runner
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+SPEECH = "speech_en_11s__whisper_jfk.flac"
+PROMPT = "ask not what your country can do for you"
+MARK = "(warm runner)"
+
+
+def clipforge(env: dict[str, str], *args: str, timeout: float = 900
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clipforge_cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runner-home")
+
+
+@pytest.fixture(scope="module")
+def env(service_urls, home, tmp_path_factory) -> dict[str, str]:
+    return cli_environment(service_urls, home, tmp_path_factory.mktemp("runner-prefect"))
+
+
+@pytest.fixture(scope="module")
+def warm(env, home):
+    """`clipforge services start` (URLs given, so it only adds the runner), then stop."""
+    started = clipforge(env, "services", "start", timeout=300)
+    assert started.returncode == 0, started.stderr
+    assert "runner:   running (pid" in started.stdout, started.stdout + started.stderr
+    pid = runner.runner_pid(home)
+    assert pid is not None
+    yield pid
+    stopped = clipforge(env, "services", "stop", timeout=300)  # whatever a test left
+    assert stopped.returncode == 0, stopped.stderr
+    assert not pid_alive(pid)
+    assert not (home / "runner.sock").exists()
+
+
+def test_a_run_through_the_runner_writes_the_same_edl_as_one_in_process(
+        env, warm, home, tmp_path) -> None:
+    off, on = tmp_path / "off", tmp_path / "on"
+    here = clipforge({**env, "CLIPFORGE_RUNNER": "off"}, "run", str(media(SPEECH)),
+                     "--prompt", PROMPT, "--out", str(off), "--no-render")
+    assert here.returncode == 0, here.stderr
+    assert MARK not in here.stdout
+    served = clipforge(env, "run", str(media(SPEECH)), "--prompt", PROMPT, "--out", str(on),
+                       "--no-render")
+    assert served.returncode == 0, served.stderr
+    assert MARK in served.stdout, served.stdout
+    assert (on / "edl.json").read_bytes() == (off / "edl.json").read_bytes()
+    assert "Highlights for" in served.stdout and f"EDL:   {on / 'edl.json'}" in served.stdout
+    assert runner.runner_pid(home) == warm  # the runner itself lives on
+    status = clipforge(env, "services", "status")
+    assert f"runner: running (pid {warm})" in status.stdout, status.stdout
+
+
+def test_a_failed_run_through_the_runner_fails_the_same_way(env, warm, job_store,
+                                                           tmp_path) -> None:
+    out = tmp_path / "out"
+    bad = media("corrupt_nomoov__androidx-media_sample_malformed_free_box.mp4")
+    p = clipforge(env, "run", str(bad), "--prompt", PROMPT, "--out", str(out))
+    assert p.returncode == 2, p.stderr
+    failed = [ln for ln in p.stderr.splitlines() if ln.startswith("clipforge: failed:")]
+    assert len(failed) == 1 and "corrupt_nomoov" in failed[0], p.stderr
+    assert "Traceback" not in p.stderr
+    rows = [j for j in job_store.list_jobs(limit=500) if j["output_dir"] == str(out.resolve())]
+    assert rows and rows[0]["status"] == "failed"
+
+
+def test_ctrl_c_reaches_the_run_in_the_runner(env, warm, home, job_store, public_episode,
+                                              tmp_path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipforge_cli", "run", str(public_episode), "--prompt",
+         "the license", "--out", str(out)],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the run is under way (its analysis is not cached)
+        seen.append(line)
+        if "audio analysis (" in line:
+            break
+    children = [int(ln.split("child ")[1].split(":")[0])
+                for ln in (home / "runner.log").read_text().splitlines() if " child " in ln]
+    assert children, seen
+    child = children[-1]
+    assert pid_alive(child)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + err
+    assert "clipforge: interrupted" in err, err
+    deadline = time.monotonic() + 60
+    while pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(child)
+    rows = [j for j in job_store.list_jobs(limit=500) if j["output_dir"] == str(out.resolve())]
+    assert rows and rows[0]["status"] == "failed", rows
+    assert runner.runner_pid(home) == warm
+
+
+def test_a_different_environment_runs_in_its_own_process(env, warm, tmp_path) -> None:
+    p = clipforge({**env, "CLIPFORGE_LOUDNESS_LUFS": "-16"}, "run", str(media(SPEECH)),
+                  "--prompt", PROMPT, "--out", str(tmp_path / "out"), "--no-render")
+    assert p.returncode == 0, p.stderr
+    assert MARK not in p.stdout, p.stdout
+
+
+def test_changed_code_is_never_run_by_a_stale_runner(env, warm, home, tmp_path) -> None:
+    """Last in this module: the runner stops itself once the code it imported changes."""
+    pid = runner.runner_pid(home)
+    assert pid is not None
+    code = REPO / "clipforge_cli" / "runner_client.py"
+    before = code.stat()
+    os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        p = clipforge(env, "run", str(media(SPEECH)), "--prompt", PROMPT, "--out",
+                      str(tmp_path / "out"), "--no-render")
+    finally:
+        os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert p.returncode == 0, p.stderr
+    assert MARK not in p.stdout, p.stdout
+    deadline = time.monotonic() + 60
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(pid)
+    assert "refused: code changed" in (home / "runner.log").read_text()
+    # a new one serves the code as it is now, and `services stop` stops it
+    started = clipforge(env, "services", "start", timeout=300)
+    assert "runner:   running (pid" in started.stdout, started.stdout + started.stderr
+    fresh = runner.runner_pid(home)
+    assert fresh is not None and fresh != pid
+    stopped = clipforge(env, "services", "stop", timeout=300)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped: runner" in stopped.stdout, stopped.stdout
+    assert not pid_alive(fresh)
