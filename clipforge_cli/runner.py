@@ -83,6 +83,7 @@ class Runner:
         self.added_env: dict[str, str] = {}
         self.children: dict[int, socket.socket] = {}  # child pid -> its caller
         self.stopping = False
+        self.inherited: list[int] = []  # the runner's own descriptors a child closes
 
     def log(self, msg: str) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} runner {os.getpid()}: {msg}", flush=True)
@@ -94,6 +95,7 @@ class Runner:
             except OSError:
                 self.log("another runner holds the lock; exiting")
                 return 0
+            self.inherited.append(lock.fileno())
             t0 = time.monotonic()
             _preload()
             # what Prefect's defaults and the API URL added; children get the same
@@ -125,6 +127,7 @@ class Runner:
 
     def _loop(self, listener: socket.socket) -> None:
         wake_r, wake_w = os.pipe()
+        self.inherited += [wake_r, wake_w]
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -224,6 +227,9 @@ class Runner:
             conn.close()
             for other in self.children.values():
                 other.close()
+            for fd in self.inherited:  # a child must not hold the runner's lock
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
                 os.close(fd)
