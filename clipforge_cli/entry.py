@@ -14,4 +14,11 @@ def main() -> int:
         return code
     from clipforge_cli.main import main as cli_main
 
-    return cli_main()
+    try:
+        return cli_main()
+    finally:
+        if runner_client.STALE:  # the old runner stopped itself: a fresh one for next time
+            from clipforge_cli import runner
+
+            runner.spawn_runner(runner_client.home_dir(runner_client.LAUNCH_ENV),
+                                runner_client.LAUNCH_ENV)

@@ -246,12 +246,14 @@ def cmd_services(args: argparse.Namespace) -> int:
     if args.action == "start":
         urls = supervise.ensure_services(settings)
         print(f"database: {urls.database_url}\nredis:    {urls.redis_url}")
+        # the warm runner, from this command's own environment (before Prefect's
+        # defaults); it imports the library while the Prefect server starts
+        runner_pid = runner.spawn_runner(home, runner_client.LAUNCH_ENV)
         from clipforge_cli.prefect_env import prepare_prefect
 
         api_url = prepare_prefect(settings)  # the warm local Prefect server runs use
         print(f"prefect:  {api_url or 'ephemeral mode (the local server could not start)'}")
-        # the warm runner, from this command's own environment (before Prefect's defaults)
-        print(f"runner:   {runner.start_runner(home, runner_client.LAUNCH_ENV)}")
+        print(f"runner:   {runner.wait_runner(home, runner_pid)}")
     elif args.action == "stop":  # runs and the Prefect server first: they use the database
         stopped = (["runner"] if runner.stop_runner(home) else []) + \
             prefect_stack.down(settings) + supervise.stop_services(settings)

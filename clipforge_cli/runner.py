@@ -59,18 +59,25 @@ def runner_pid(home: Path) -> int | None:
     return pid if "clipforge_cli.runner" in argv else None
 
 
-# what `clipforge run` imports on its way to the flow (models load later, in the child)
-PRELOADED = ("prefect.flow_engine", "prefect.task_engine", "clipforge.jobs",
-             "clipforge_cli.main", "clipforge_cli.progress", "flows.clip")
+# What `clipforge run` imports on its way to the flow (models load later, in the child):
+# the library first (it never imports prefect, so this overlaps a Prefect server that
+# `services start` is still starting), then Prefect, once its API URL is in the env.
+LIBRARY = ("clipforge.analysis", "clipforge.visual", "clipforge.select", "clipforge.plan",
+           "clipforge.render", "clipforge.deliver", "clipforge.context", "clipforge.jobs",
+           "clipforge.metrics", "clipforge.clip_store", "clipforge_cli.main",
+           "clipforge_cli.progress")
+WITH_PREFECT = ("prefect.flow_engine", "prefect.task_engine", "flows.clip")
 
 
 def _preload() -> None:
     """Import what a run imports, and point Prefect at its API, without starting threads."""
+    for name in LIBRARY:
+        importlib.import_module(name)
     from clipforge.config import load_settings
     from clipforge_cli.prefect_env import prepare_prefect
 
     prepare_prefect(load_settings())  # before prefect is imported, as a run does
-    for name in PRELOADED:
+    for name in WITH_PREFECT:
         importlib.import_module(name)
 
 
@@ -258,26 +265,36 @@ class Runner:
             os._exit(code)
 
 
-def start_runner(home: Path, env: dict[str, str], wait: float = START_TIMEOUT_S) -> str:
+def spawn_runner(home: Path, env: dict[str, str]) -> int | None:
     """Start a runner for ``home`` from ``env`` (the caller's own environment) unless one
-    runs; wait up to ``wait`` seconds for it to listen. Returns a status line."""
+    runs or ``CLIPFORGE_RUNNER=off``; returns the pid of the one starting or running."""
     if env.get(rc.RUNNER_ENV, "").lower() in ("off", "0", "no", "false"):
-        return f"off ({rc.RUNNER_ENV}=off)"
+        return None
     pid = runner_pid(home)
+    if pid is not None:
+        return pid
+    with open(log_file(home), "ab") as fh:
+        proc = subprocess.Popen(  # fixed argv, no shell
+            [sys.executable, "-m", "clipforge_cli.runner"], cwd=rc.REPO_ROOT, env=env,
+            stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    return proc.pid
+
+
+def wait_runner(home: Path, pid: int | None, wait: float = START_TIMEOUT_S) -> str:
+    """Wait up to ``wait`` seconds for runner ``pid`` to listen; a status line."""
+    from clipforge.supervise.proc import pid_alive, try_waitpid
+
     if pid is None:
-        with open(log_file(home), "ab") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "clipforge_cli.runner"], cwd=rc.REPO_ROOT, env=env,
-                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        pid = proc.pid
-        deadline = time.monotonic() + wait
-        while runner_pid(home) != pid and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return f"failed to start (see {log_file(home)})"
-            time.sleep(0.05)
-        if runner_pid(home) != pid:
-            return f"starting (pid {pid}; runs use it once it is ready)"
+        return f"off ({rc.RUNNER_ENV}=off)"
+    deadline = time.monotonic() + wait
+    while runner_pid(home) != pid and time.monotonic() < deadline:
+        try_waitpid(pid)
+        if not pid_alive(pid):
+            return f"failed to start (see {log_file(home)})"
+        time.sleep(0.05)
+    if runner_pid(home) != pid:
+        return f"starting (pid {pid}; runs use it once it is ready)"
     return f"running (pid {pid}, {rc.socket_path(home)})"
 
 

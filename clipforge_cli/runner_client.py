@@ -44,6 +44,10 @@ FINGERPRINT_IGNORED = (CHILD_ENV, RUNNER_ENV)
 CODE_DIRS = ("clipforge", "clipforge_cli", "flows", "tasks")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# set when a runner refused this command because the code changed (it is stopping): the
+# entry point starts a fresh one once the command is done
+STALE = False
+
 # the environment this command started with, before Prefect's defaults were added
 LAUNCH_ENV: dict[str, str] = dict(os.environ)
 
@@ -135,6 +139,7 @@ def _debug(msg: str) -> None:
 
 def run_in_runner(argv: Sequence[str]) -> int | None:
     """Hand the command to a warm runner; its exit code, or None to run it here."""
+    global STALE
     if os.environ.get(RUNNER_ENV, "").lower() in ("off", "0", "no", "false") or \
             not argv or argv[0] not in SERVED_COMMANDS or os.environ.get(CHILD_ENV):
         return None
@@ -155,7 +160,9 @@ def run_in_runner(argv: Sequence[str]) -> int | None:
             _debug(f"warm runner not used ({exc})")
             return None
         if not reply or "pid" not in reply:
-            _debug(f"warm runner not used ({(reply or {}).get('refused', 'no reply')})")
+            reason = str((reply or {}).get("refused", "no reply"))
+            _debug(f"warm runner not used ({reason})")
+            STALE = reason.startswith("code changed")
             return None
         return _wait_for_child(sock, int(reply["pid"]))
     finally:
