@@ -47,8 +47,8 @@ $(STAMP): pyproject.toml requirements.lock | system-deps
 	$(BIN)/python -m clipforge.warmup
 	touch $(STAMP)
 
-# Services first (PostgreSQL, Redis, the local Prefect server; a no-op when they run),
-# so that the first run does not wait for them.
+# Services first (PostgreSQL, Redis, the local Prefect server and the warm runner; a
+# no-op when they run), so that the first run does not wait for them.
 demo: install
 	$(BIN)/clipforge services start
 	$(BIN)/clipforge run clipforge/samples/talk_en_42s.mp4 \
