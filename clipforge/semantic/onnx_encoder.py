@@ -96,7 +96,9 @@ def max_seq_length(model_dir: Path) -> int:
 class OnnxEncoder:
     """Tokenise (truncate to the model's max length, pad per batch), run, L2-normalise."""
 
-    def __init__(self, onnx_file: Path, model_dir: Path) -> None:
+    def __init__(self, onnx_file: Path, model_dir: Path, threads: int = 0) -> None:
+        """``threads``: onnxruntime's intra-op thread count (0: its default, one per
+        physical core)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -107,6 +109,7 @@ class OnnxEncoder:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = max(0, int(threads))
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         try:
             self._session = ort.InferenceSession(str(onnx_file), opts,

@@ -1,5 +1,9 @@
 """Export a sentence-transformers BERT-style model (transformer + mean pooling) to ONNX.
 
+A model whose transformer takes no ``token_type_ids`` (MPNet, for all-mpnet-base-v2) is
+exported without that input; :class:`.onnx_encoder.OnnxEncoder` feeds only the inputs a
+graph declares.
+
 Install-time only (``python -m clipforge.warmup``) or a one-off on first use: this imports
 torch and transformers, which the run path never does. The export is checked against
 torch on a padded batch before it is published (written atomically).
@@ -38,6 +42,8 @@ def _no_onnx_package() -> Iterator[None]:
 
 
 def _pooled_module(model_dir: Path) -> Any:
+    import inspect
+
     import torch
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -45,15 +51,19 @@ def _pooled_module(model_dir: Path) -> Any:
     hf_logging.disable_progress_bar()
     base = AutoModel.from_pretrained(str(model_dir), local_files_only=True,
                                      attn_implementation="eager").eval()
+    takes_types = "token_type_ids" in inspect.signature(base.forward).parameters
 
     class MeanPooled(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.base = base
+            self.input_names = ["input_ids", "attention_mask"] + \
+                (["token_type_ids"] if takes_types else [])
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+        def forward(self, input_ids: Any, attention_mask: Any, *types: Any) -> Any:
+            extra = {"token_type_ids": types[0]} if types else {}
             hidden = self.base(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids).last_hidden_state
+                               **extra).last_hidden_state
             weight = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * weight).sum(1) / weight.sum(1).clamp(min=1e-9)
 
@@ -63,11 +73,13 @@ def _pooled_module(model_dir: Path) -> Any:
 def _batch(model_dir: Path, texts: list[str]) -> dict[str, np.ndarray]:
     from tokenizers import Tokenizer
 
-    from .onnx_encoder import max_seq_length
+    from .onnx_encoder import _read_json, max_seq_length
 
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tok.enable_truncation(max_seq_length(model_dir))
-    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    pad = _read_json(model_dir / "config.json").get("pad_token_id", 0)
+    pad_id = int(pad) if isinstance(pad, int) else 0
+    tok.enable_padding(pad_id=pad_id, pad_token=tok.id_to_token(pad_id) or "[PAD]")
     encs = tok.encode_batch(texts)
     return {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
@@ -86,9 +98,10 @@ def export(model_dir: Path, target: Path) -> Path:
     except Exception as exc:  # transformers raises many loader error types
         raise ConfigError(f"{model_dir}: cannot load the sentence model for export ({exc}); "
                           "reinstall the model package") from exc
-    feed = _batch(model_dir, _CHECK)  # padded rows, so the mask stays in the graph
-    args = tuple(torch.from_numpy(feed[k]) for k in ("input_ids", "attention_mask",
-                                                      "token_type_ids"))
+    names: list[str] = module.input_names
+    feed = {k: v for k, v in _batch(model_dir, _CHECK).items()  # padded rows, so the
+            if k in names}                                       # mask stays in the graph
+    args = tuple(torch.from_numpy(feed[k]) for k in names)
     dynamic = {k: {0: "batch", 1: "seq"} for k in feed} | {"embedding": {0: "batch"}}
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
@@ -98,7 +111,7 @@ def export(model_dir: Path, target: Path) -> Path:
         with torch.no_grad(), _no_onnx_package(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             expected = module(*args).numpy()
-            torch.onnx.export(module, args, tmp, input_names=list(feed),
+            torch.onnx.export(module, args, tmp, input_names=names,
                               output_names=["embedding"], dynamic_axes=dynamic,
                               opset_version=17, dynamo=False)
         # Publish the graph onnxruntime optimises (fusions, constant folding, no
