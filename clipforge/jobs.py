@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import metrics
+from . import interrupts, metrics
 from .checkpoints import STAGES, CheckpointStore
 from .config import Settings
 from .cost import JobBudget
@@ -188,7 +188,11 @@ class JobRecorder:
     def fail(self, exc: BaseException, *, source_duration: float | None = None,
              processing_seconds: float) -> None:
         """Record ``exc`` as the job's end: its code and one-line reason."""
-        if isinstance(exc, ClipforgeError):
+        if interrupts.interrupted() and not isinstance(exc, KeyboardInterrupt):
+            # an error raised while Ctrl-C unwound (see clipforge.interrupts)
+            status, code = "failed", "interrupted"
+            reason = f"interrupted ({type(exc).__name__} while stopping: {exc})"[:2000]
+        elif isinstance(exc, ClipforgeError):
             status = "budget_exceeded" if exc.code == "budget_exceeded" else "failed"
             code, reason = exc.code, exc.one_line()
         else:

@@ -67,7 +67,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _run_request(request: Any) -> int:
     """Run one job through the flow: its row first, then the engine, then the summary."""
-    from clipforge import jobs
+    from clipforge import interrupts, jobs
     from clipforge.progress import set_reporter
     from clipforge_cli.prefect_env import (
         prepare_prefect,
@@ -104,6 +104,8 @@ def _run_request(request: Any) -> int:
     except ClipforgeError as exc:
         if recorder.still_running():  # failed before the flow could record it
             recorder.fail(exc, processing_seconds=time.monotonic() - t0)
+        if interrupts.interrupted():  # e.g. FFmpeg killed by the same Ctrl-C
+            raise
         print(f"clipforge: failed: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     except BaseException as exc:
@@ -337,21 +339,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from clipforge import interrupts
+
+    interrupts.install()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ClipforgeError as exc:
-        print(f"clipforge: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("clipforge: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug or an environment problem: one line, traceback on request
-        if os.environ.get("CLIPFORGE_DEBUG"):
-            raise
-        print(f"clipforge: internal error: {type(exc).__name__}: {exc} "
-              "(set CLIPFORGE_DEBUG=1 to see the traceback)", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        if interrupts.interrupted():  # raised while Ctrl-C unwound: still the interrupt
+            print("clipforge: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(exc, ClipforgeError):
+            print(f"clipforge: {exc.one_line()}", file=sys.stderr)
+            return exc.exit_code
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    """A bug or an environment problem: one line, the traceback on request."""
+    if os.environ.get("CLIPFORGE_DEBUG"):
+        raise exc
+    print(f"clipforge: internal error: {type(exc).__name__}: {exc} "
+          "(set CLIPFORGE_DEBUG=1 to see the traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
