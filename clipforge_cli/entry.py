@@ -20,5 +20,6 @@ def main() -> int:
         if runner_client.STALE:  # the old runner stopped itself: a fresh one for next time
             from clipforge_cli import runner
 
-            runner.spawn_runner(runner_client.home_dir(runner_client.LAUNCH_ENV),
-                                runner_client.LAUNCH_ENV)
+            env = runner_client.LAUNCH_ENV
+            runner.spawn_runner(runner_client.home_dir(env), env,
+                                idle_s=runner.auto_idle_seconds(env))

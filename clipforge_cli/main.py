@@ -116,7 +116,22 @@ def _run_request(request: Any) -> int:
         recorder.close()
     total = time.monotonic() - t0
     _print_summary(request, result, total)
+    _keep_warm(settings)
     return 0
+
+
+def _keep_warm(settings: Any) -> None:
+    """After a run in its own process on the private services (started on first use):
+    start the warm runner beside them for the next command, as `services start` would;
+    it exits after CLIPFORGE_RUNNER_IDLE_S (default an hour) without a command."""
+    from clipforge_cli import runner, runner_client
+
+    if os.environ.get(runner_client.CHILD_ENV) or settings.database_url or \
+            settings.redis_url:
+        return
+    env = runner_client.LAUNCH_ENV
+    runner.spawn_runner(runner_client.home_dir(env), env,
+                        idle_s=runner.auto_idle_seconds(env))
 
 
 def _print_summary(request: Any, result: Any, total: float) -> None:

@@ -3,11 +3,13 @@ the flows and the command line, and forks a child per ``clipforge run``/``resume
 
 A new prompt on an analysed video spends most of its wall time importing Prefect and the
 flow modules (about a second on 2 cores). The runner pays that once: ``clipforge
-services start`` starts it, ``clipforge services stop`` stops it, ``clipforge services
-status`` shows it. Each command runs in a fresh child forked from the runner, so no run
-sees another's state, with the caller's arguments, working directory, environment and
-terminal (see :mod:`clipforge_cli.runner_client`). Nothing is loaded before the fork
-that starts threads (models load in the child, when a run needs them).
+services start`` starts it (and a run made in its own process on the private services
+starts one that exits after ``CLIPFORGE_RUNNER_IDLE_S`` without a command), ``clipforge
+services stop`` stops it, ``clipforge services status`` shows it. Each command runs
+in a fresh child forked from the runner, so no run sees another's state, with the
+caller's arguments, working directory, environment and terminal (see
+:mod:`clipforge_cli.runner_client`). Nothing is loaded before the fork that starts
+threads (models load in the child, when a run needs them).
 
 The runner refuses a command whose environment differs from the one it started with and
 exits when the project's code or installed packages change, so the caller runs it itself
@@ -34,10 +36,19 @@ from typing import Any
 from clipforge_cli import runner_client as rc
 
 START_TIMEOUT_S = 60.0  # imports on a loaded 2-core machine
+# A runner a run started on its own (not `services start`) exits after this long without
+# a command; CLIPFORGE_RUNNER_IDLE_S overrides it (0: never).
+AUTO_IDLE_S = 3600.0
 
 
 def pid_file(home: Path) -> Path:
+    """The pid of the runner holding the lock: written as it starts."""
     return home / "runner.pid"
+
+
+def ready_file(home: Path) -> Path:
+    """The same pid, written once the runner listens."""
+    return home / "runner.ready"
 
 
 def log_file(home: Path) -> Path:
@@ -48,12 +59,13 @@ def lock_file(home: Path) -> Path:
     return home / "runner.lock"
 
 
-def runner_pid(home: Path) -> int | None:
-    """The pid of a live runner for ``home`` (None: none runs)."""
-    from clipforge.supervise.proc import cmdline, read_pid
+def runner_pid(home: Path, *, ready: bool = True) -> int | None:
+    """The pid of a live runner for ``home`` that listens (``ready=False``: or is still
+    starting); None: none runs."""
+    from clipforge.supervise.proc import cmdline, is_zombie, read_pid
 
-    pid = read_pid(pid_file(home))
-    if pid is None:
+    pid = read_pid(ready_file(home) if ready else pid_file(home))
+    if pid is None or is_zombie(pid):
         return None
     argv = " ".join(cmdline(pid))
     return pid if "clipforge_cli.runner" in argv else None
@@ -82,8 +94,10 @@ def _preload() -> None:
 
 
 class Runner:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, idle_s: float = 0.0) -> None:
         self.home = home
+        self.idle_s = idle_s  # exit after this long without a command (0: never)
+        self.last_active = time.monotonic()
         self.launch_fingerprint = rc.env_fingerprint(os.environ)
         self.stamp = rc.code_stamp()
         self.launch_env = dict(os.environ)
@@ -103,6 +117,7 @@ class Runner:
                 self.log("another runner holds the lock; exiting")
                 return 0
             self.inherited.append(lock.fileno())
+            pid_file(self.home).write_text(f"{os.getpid()}\n")
             t0 = time.monotonic()
             _preload()
             # what Prefect's defaults and the API URL added; children get the same
@@ -119,7 +134,7 @@ class Runner:
             finally:
                 os.umask(old_umask)
             listener.listen(16)
-            pid_file(self.home).write_text(f"{os.getpid()}\n")
+            ready_file(self.home).write_text(f"{os.getpid()}\n")
             self.log(f"ready in {time.monotonic() - t0:.1f} s on {path}")
             try:
                 self._loop(listener)
@@ -127,8 +142,9 @@ class Runner:
                 listener.close()
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-                with contextlib.suppress(FileNotFoundError):
-                    pid_file(self.home).unlink()
+                for done in (ready_file(self.home), pid_file(self.home)):
+                    with contextlib.suppress(FileNotFoundError):
+                        done.unlink()
                 self.log("stopped")
         return 0
 
@@ -141,11 +157,16 @@ class Runner:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         while not self.stopping or self.children:
+            if self.idle_s and not self.children and not self.stopping and \
+                    time.monotonic() - self.last_active > self.idle_s:
+                self.log(f"no command for {self.idle_s:.0f} s; exiting")
+                self.stopping = True
+                continue
             watched: list[Any] = [wake_r, *self.children.values()]
             if not self.stopping:
                 watched.append(listener)
             try:
-                ready, _, _ = select.select(watched, [], [], 5.0)
+                ready, _, _ = select.select(watched, [], [], min(5.0, self.idle_s or 5.0))
             except InterruptedError:
                 ready = []
             if wake_r in ready:
@@ -179,6 +200,7 @@ class Runner:
                 rc.send_message(conn, {"exit": code})
             conn.close()
             del self.children[pid]
+            self.last_active = time.monotonic()
 
     def _accept(self, listener: socket.socket) -> None:
         conn, _ = listener.accept()
@@ -265,17 +287,27 @@ class Runner:
             os._exit(code)
 
 
-def spawn_runner(home: Path, env: dict[str, str]) -> int | None:
+def auto_idle_seconds(env: dict[str, str]) -> float:
+    """``CLIPFORGE_RUNNER_IDLE_S`` (a number of seconds) or :data:`AUTO_IDLE_S`."""
+    try:
+        return max(0.0, float(env.get(rc.IDLE_ENV, AUTO_IDLE_S)))
+    except ValueError:
+        return AUTO_IDLE_S
+
+
+def spawn_runner(home: Path, env: dict[str, str], idle_s: float = 0.0) -> int | None:
     """Start a runner for ``home`` from ``env`` (the caller's own environment) unless one
-    runs or ``CLIPFORGE_RUNNER=off``; returns the pid of the one starting or running."""
+    runs or ``CLIPFORGE_RUNNER=off``; returns the pid of the one starting or running.
+    ``idle_s`` > 0: it exits after that long without a command."""
     if env.get(rc.RUNNER_ENV, "").lower() in ("off", "0", "no", "false"):
         return None
-    pid = runner_pid(home)
+    pid = runner_pid(home, ready=False)
     if pid is not None:
         return pid
     with open(log_file(home), "ab") as fh:
-        proc = subprocess.Popen(  # fixed argv, no shell
-            [sys.executable, "-m", "clipforge_cli.runner"], cwd=rc.REPO_ROOT, env=env,
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [sys.executable, "-m", "clipforge_cli.runner", "--idle-seconds", f"{idle_s:g}"],
+            cwd=rc.REPO_ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
             start_new_session=True)
     return proc.pid
@@ -298,28 +330,64 @@ def wait_runner(home: Path, pid: int | None, wait: float = START_TIMEOUT_S) -> s
     return f"running (pid {pid}, {rc.socket_path(home)})"
 
 
-def stop_runner(home: Path, timeout: float = 30.0) -> bool:
-    """Stop the runner for ``home`` (its children are asked to stop too); True if one ran."""
-    from clipforge.supervise.proc import pid_alive
+def runner_processes(home: Path) -> list[int]:
+    """Every live runner process for ``home``: the one in the pid file and any other
+    (one just spawned that has not written its pid yet, one that lost the lock)."""
+    from clipforge.supervise.proc import all_pids, cmdline, environ, is_zombie
 
-    pid = runner_pid(home)
-    if pid is None:
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pid_alive(pid):
+    found = []
+    for pid in all_pids():
+        if pid == os.getpid() or "clipforge_cli.runner" not in " ".join(cmdline(pid)) \
+                or is_zombie(pid):
+            continue
+        env = environ(pid)
+        with contextlib.suppress(OSError):
+            if env and rc.home_dir(env) == home:
+                found.append(pid)
+    return found
+
+
+def stop_runner(home: Path, timeout: float = 30.0) -> bool:
+    """Stop the runner for ``home``, even one still starting (its children are asked to
+    stop too); True if one ran."""
+    from clipforge.supervise.proc import pid_alive, try_waitpid
+
+    pids = sorted(set(runner_processes(home)) |
+                  ({p} if (p := runner_pid(home, ready=False)) else set()))
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return True
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        for pid in pids:
+            try_waitpid(pid)
+        time.sleep(0.05)
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for left in (ready_file(home), pid_file(home)):  # a runner stopped while starting
+        with contextlib.suppress(FileNotFoundError):
+            left.unlink()
+    return bool(pids)
 
 
 def runner_status(home: Path) -> str:
     pid = runner_pid(home)
-    return f"running (pid {pid})" if pid else "stopped"
+    if pid:
+        return f"running (pid {pid})"
+    starting = runner_pid(home, ready=False)
+    return f"starting (pid {starting})" if starting else "stopped"
+
+
+def _main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m clipforge_cli.runner")
+    ap.add_argument("--idle-seconds", type=float, default=0.0)
+    args = ap.parse_args()
+    return Runner(rc.home_dir(os.environ), idle_s=max(0.0, args.idle_seconds)).serve()
 
 
 if __name__ == "__main__":
-    sys.exit(Runner(rc.home_dir(os.environ)).serve())
+    sys.exit(_main())

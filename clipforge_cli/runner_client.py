@@ -31,6 +31,7 @@ from typing import Any
 
 RUNNER_ENV = "CLIPFORGE_RUNNER"  # "off": never hand a command to the warm runner
 CHILD_ENV = "CLIPFORGE_RUNNER_CHILD"  # set in a runner's child (the summary says so)
+IDLE_ENV = "CLIPFORGE_RUNNER_IDLE_S"  # idle exit of a runner a run started on its own
 SERVED_COMMANDS = ("run", "resume")
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes including the NUL
 CONNECT_TIMEOUT_S = 5.0
@@ -40,7 +41,7 @@ MAX_MESSAGE = 8 << 20
 FINGERPRINT_PREFIXES = ("CLIPFORGE_", "PREFECT_", "HF_", "OMP_", "MKL_", "OPENBLAS_",
                         "NUMBA_", "CT2_", "PYTHON", "LD_", "LC_")
 FINGERPRINT_KEYS = ("PATH", "HOME", "VIRTUAL_ENV", "LANG", "TZ", "DO_NOT_TRACK")
-FINGERPRINT_IGNORED = (CHILD_ENV, RUNNER_ENV)
+FINGERPRINT_IGNORED = (CHILD_ENV, RUNNER_ENV, IDLE_ENV)
 CODE_DIRS = ("clipforge", "clipforge_cli", "flows", "tasks")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

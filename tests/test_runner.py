@@ -190,3 +190,39 @@ def test_changed_code_is_never_run_by_a_stale_runner(env, warm, home, tmp_path) 
         assert not pid_alive(fresh)
     finally:
         os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_first_run_on_private_services_keeps_a_runner_warm_until_idle(tmp_path) -> None:
+    """No URLs, no `services start`: the first run starts the private services itself,
+    runs in its own process and leaves a warm runner beside them; the next run uses it;
+    idle for CLIPFORGE_RUNNER_IDLE_S, it exits; `services stop` stops the rest."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CLIPFORGE_", "PREFECT_"))}
+    env.update(CLIPFORGE_HOME=str(home), PREFECT_HOME=str(home / "prefect"),
+               CLIPFORGE_RUNNER_IDLE_S="10")
+    try:
+        first = clipforge(env, "run", str(media(SPEECH)), "--prompt", PROMPT, "--out",
+                          str(tmp_path / "first"), "--no-render")
+        assert first.returncode == 0, first.stderr
+        assert MARK not in first.stdout
+        deadline = time.monotonic() + 120
+        while runner.runner_pid(home) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pid = runner.runner_pid(home)
+        assert pid is not None, (home / "runner.log").read_text()
+        second = clipforge(env, "run", str(media(SPEECH)), "--prompt", PROMPT, "--out",
+                           str(tmp_path / "second"), "--no-render")
+        assert second.returncode == 0, second.stderr
+        assert MARK in second.stdout, second.stdout
+        assert (tmp_path / "second" / "edl.json").read_bytes() == \
+            (tmp_path / "first" / "edl.json").read_bytes()
+        deadline = time.monotonic() + 120
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not pid_alive(pid)
+        assert "no command for 10 s; exiting" in (home / "runner.log").read_text()
+    finally:
+        stopped = clipforge(env, "services", "stop", timeout=300)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "postgresql" in stopped.stdout, stopped.stdout
