@@ -156,6 +156,7 @@ class Runner:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        self.last_active = time.monotonic()  # idle time counts from ready, not from start
         while not self.stopping or self.children:
             if self.idle_s and not self.children and not self.stopping and \
                     time.monotonic() - self.last_active > self.idle_s:

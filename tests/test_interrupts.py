@@ -42,3 +42,4 @@ def test_the_same_error_without_ctrl_c_is_an_internal_error() -> None:
     p = run(interrupt=False)
     assert p.returncode == 1, p.stderr
     assert "internal error: ValueError: Task run is not set" in p.stderr, p.stderr
+
