@@ -35,6 +35,10 @@ IDLE_ENV = "CLIPFORGE_RUNNER_IDLE_S"  # idle exit of a runner a run started on i
 SERVED_COMMANDS = ("run", "resume")
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes including the NUL
 CONNECT_TIMEOUT_S = 5.0
+# for the runner's first reply: it forks at once, but a loaded machine can be slow, and a
+# caller that gave up too early would run the command twice (the runner stops its child
+# when the caller goes away, yet it may have started)
+REPLY_TIMEOUT_S = 30.0
 HEADER = struct.Struct("!I")
 MAX_MESSAGE = 8 << 20
 # variables that change what a run does or which code and binaries it uses
@@ -156,6 +160,7 @@ def run_in_runner(argv: Sequence[str]) -> int | None:
                                 "env": dict(os.environ),
                                 "env_fingerprint": env_fingerprint(os.environ),
                                 "code_stamp": code_stamp()}, [0, 1, 2])
+            sock.settimeout(REPLY_TIMEOUT_S)
             reply, _ = recv_message(sock)
         except (OSError, ValueError) as exc:  # absent, starting, or a stale socket file
             _debug(f"warm runner not used ({exc})")
