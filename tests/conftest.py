@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,16 @@ def media(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"test media missing: {path} (CI needs ../shared beside the clone)")
     return path
+
+
+CLI = [sys.executable, "-m", "clipforge_cli"]
+
+
+def clipforge(env: dict[str, str], *args: str, timeout: float = 900
+              ) -> subprocess.CompletedProcess[str]:
+    """The real `clipforge` command in a subprocess (repo as cwd, no stdin), captured."""
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
 
 
 def cli_environment(service_urls, clipforge_home: Path, prefect_home: Path,

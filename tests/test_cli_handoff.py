@@ -8,27 +8,18 @@ library an editor's tool would use, and matches what the run itself wrote.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
 import pysubs2
 import pytest
-from conftest import cli_environment
+from conftest import cli_environment, clipforge
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "clipforge_cli"]
 JFK = "ask not what your country can do for you"
-
-
-def clipforge(env: dict[str, str], *args: str, timeout: float = 900
-              ) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,12 @@ import csv
 import json
 import math
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli_environment
+from conftest import cli_environment, clipforge
 
 from clipforge.clip_store import ClipStore
 from clipforge.deliver import clip_settings
@@ -36,7 +35,6 @@ from clipforge.feedback.record import clip_rows
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "clipforge_cli"]
 RENDER_PROMPT = "the callers say where they are from"
 # Prompts for the extra samples (RENDER_PROMPT is not among them: the same prompt and
 # settings would give the same clip ids as the rendered clips).
@@ -56,12 +54,6 @@ PROMPTS = [
 CANONICAL = ["clip_id", "views", "avg_view_duration_s", "likes", "shares", "published_at",
              "channel"]
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
-
-
-def clipforge(env: dict[str, str], *args: str, timeout: float = 900
-              ) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
 
 
 def ok(p: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_environment, media, prefect_processes
+from conftest import cli_environment, clipforge, media, prefect_processes
 
 from clipforge.config import Settings
 from clipforge.jobs import job_key, stored_parameters
@@ -22,13 +22,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = "speech_en_11s__whisper_jfk.flac"
 PROMPT = "ask not what your country can do for you"
-
-
-def clipforge(env: dict[str, str], *args: str, timeout: float = 900
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clipforge_cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, cwd=REPO)
 
 
 def _jobs_for(store: JobStore, out: Path) -> list[dict]:

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import EVAL, cli_environment, media
+from conftest import EVAL, cli_environment, clipforge, media
 
 from clipforge.edl import SCHEMA_PATH
 
 pytestmark = pytest.mark.slow
 
 JFK = "ask not what your country can do for you"
-CLI = [sys.executable, "-m", "clipforge_cli"]
 
 
 @dataclass
@@ -33,20 +31,13 @@ class Run:
     out: Path
 
 
-def clipforge(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1],
-    )
-
-
 @pytest.fixture(scope="module")
 def cli_env(service_urls, clipforge_home, tmp_path_factory) -> dict[str, str]:
     return cli_environment(service_urls, clipforge_home, tmp_path_factory.mktemp("prefect"))
 
 
 def run(env: dict[str, str], out: Path, *args: str) -> Run:
-    p = clipforge(env, "run", *args, "--out", str(out))
+    p = clipforge(env, "run", *args, "--out", str(out), timeout=600)
     return Run(p.returncode, p.stdout, p.stderr, out)
 
 
@@ -113,7 +104,7 @@ def test_reel_decodes_and_lasts_as_long_as_the_segments(first: Run) -> None:
 
 
 def test_job_row_succeeded_with_timings(first: Run, cli_env) -> None:
-    p = clipforge(cli_env, "jobs", "--json")
+    p = clipforge(cli_env, "jobs", "--json", timeout=600)
     assert p.returncode == 0, p.stderr
     jobs = json.loads(p.stdout)
     job = next(j for j in jobs if j["prompt"] == JFK and j["status"] == "succeeded")
@@ -145,7 +136,7 @@ def test_corrupt_input_fails_with_reason_and_is_recorded(cli_env, tmp_path) -> N
     assert p.code != 0
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("clipforge: failed:") and bad.name in last
-    jobs = json.loads(clipforge(cli_env, "jobs", "--json").stdout)
+    jobs = json.loads(clipforge(cli_env, "jobs", "--json", timeout=600).stdout)
     job = jobs[0]  # newest first
     assert job["source"].endswith(bad.name)
     assert job["status"] == "failed" and job["error_code"] == "corrupt_input"
@@ -154,7 +145,7 @@ def test_corrupt_input_fails_with_reason_and_is_recorded(cli_env, tmp_path) -> N
 
 
 def test_bad_arguments_fail_before_any_work(cli_env, tmp_path) -> None:
-    p = clipforge(cli_env, "run", "x.mp4", "--prompt", "   ", "--out", str(tmp_path))
+    p = clipforge(cli_env, "run", "x.mp4", "--prompt", "   ", "--out", str(tmp_path), timeout=600)
     assert p.returncode == 2 and "prompt" in p.stderr
     missing = run(cli_env, tmp_path / "m", str(tmp_path / "nope.mp4"), "--prompt", "pricing")
     assert missing.code == 2 and "no such file" in missing.stderr

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_environment, media
+from conftest import cli_environment, clipforge, media
 
 from clipforge.supervise.proc import pid_alive
 from clipforge_cli import runner
@@ -25,13 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 SPEECH = "speech_en_11s__whisper_jfk.flac"
 PROMPT = "ask not what your country can do for you"
 MARK = "(warm runner)"
-
-
-def clipforge(env: dict[str, str], *args: str, timeout: float = 900
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clipforge_cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
