@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
 
+from clipforge import homes
 from clipforge.config import Settings
 from clipforge.errors import ServiceError
 
-SOCKET_PATH_MAX = 100  # sun_path is 108 bytes including the NUL; keep a margin
+SOCKET_PATH_MAX = homes.SOCKET_PATH_MAX
+short_dir = homes.short_dir  # the /tmp fallback for socket paths too long for sun_path
 
 
 def home(settings: Settings) -> Path:
@@ -20,12 +21,7 @@ def home(settings: Settings) -> Path:
 
 def home_hash(settings: Settings) -> str:
     """A short hash of :func:`home`: names per-home folders and picks port numbers."""
-    return hashlib.sha256(str(home(settings)).encode()).hexdigest()[:12]
-
-
-def short_dir(digest: str) -> Path:
-    """The ``/tmp`` fallback for socket paths too long for ``sun_path``."""
-    return Path(f"/tmp/clipforge-{digest}")
+    return homes.digest(home(settings))
 
 
 def private_dir(path: Path, owner: tuple[int, int] | None = None) -> None:
