@@ -20,6 +20,4 @@ def main() -> int:
         if runner_client.STALE:  # the old runner stopped itself: a fresh one for next time
             from clipforge_cli import runner
 
-            env = runner_client.LAUNCH_ENV
-            runner.spawn_runner(runner_client.home_dir(env), env,
-                                idle_s=runner.auto_idle_seconds(env))
+            runner.keep_warm(runner_client.LAUNCH_ENV)

@@ -17,6 +17,7 @@ from typing import Any
 
 from clipforge.config import load_settings
 from clipforge.errors import ClipforgeError
+from clipforge_cli import runner_client
 
 
 def _fmt_time(s: float) -> str:
@@ -124,14 +125,11 @@ def _keep_warm(settings: Any) -> None:
     """After a run in its own process on the private services (started on first use):
     start the warm runner beside them for the next command, as `services start` would;
     it exits after CLIPFORGE_RUNNER_IDLE_S (default an hour) without a command."""
-    from clipforge_cli import runner, runner_client
+    from clipforge_cli import runner
 
-    if os.environ.get(runner_client.CHILD_ENV) or settings.database_url or \
-            settings.redis_url:
-        return
-    env = runner_client.LAUNCH_ENV
-    runner.spawn_runner(runner_client.home_dir(env), env,
-                        idle_s=runner.auto_idle_seconds(env))
+    if not (os.environ.get(runner_client.CHILD_ENV) or settings.database_url or
+            settings.redis_url):
+        runner.keep_warm(runner_client.LAUNCH_ENV)
 
 
 def _print_summary(request: Any, result: Any, total: float) -> None:
@@ -158,7 +156,7 @@ def _print_summary(request: Any, result: Any, total: float) -> None:
         f"{result.source_duration_s:.1f} s of source "
         f"(processing_time / source_duration = {result.realtime_ratio:.3f}{cached}{resumed}); "
         f"wall time incl. start-up {total:.1f} s"
-        + (" (warm runner)" if os.environ.get("CLIPFORGE_RUNNER_CHILD") else "")
+        + (" (warm runner)" if os.environ.get(runner_client.CHILD_ENV) else "")
     )
 
 
@@ -255,7 +253,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_services(args: argparse.Namespace) -> int:
     from clipforge import supervise
     from clipforge.supervise import paths, prefect_stack
-    from clipforge_cli import runner, runner_client
+    from clipforge_cli import runner
 
     settings = load_settings()
     home = paths.home(settings)

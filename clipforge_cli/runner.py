@@ -236,7 +236,7 @@ class Runner:
     def _refusal(self, request: dict[str, Any] | None, fds: list[int]) -> str:
         if request is None or len(fds) != 3:
             return "incomplete request"
-        if request.get("code_stamp") != self.stamp or rc.code_stamp() != self.stamp:
+        if request.get("code_stamp") != self.stamp:  # the caller stamps the code it runs
             return "code changed since the runner started"
         if request.get("env_fingerprint") != self.launch_fingerprint:
             return "environment differs from the runner's"
@@ -300,7 +300,7 @@ def spawn_runner(home: Path, env: dict[str, str], idle_s: float = 0.0) -> int | 
     """Start a runner for ``home`` from ``env`` (the caller's own environment) unless one
     runs or ``CLIPFORGE_RUNNER=off``; returns the pid of the one starting or running.
     ``idle_s`` > 0: it exits after that long without a command."""
-    if env.get(rc.RUNNER_ENV, "").lower() in ("off", "0", "no", "false"):
+    if rc.disabled(env):
         return None
     pid = runner_pid(home, ready=False)
     if pid is not None:
@@ -312,6 +312,12 @@ def spawn_runner(home: Path, env: dict[str, str], idle_s: float = 0.0) -> int | 
             stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
             start_new_session=True)
     return proc.pid
+
+
+def keep_warm(env: dict[str, str]) -> int | None:
+    """A runner for the next command of a caller started from ``env`` (its home is
+    ``env``'s), exiting after :func:`auto_idle_seconds` without one."""
+    return spawn_runner(rc.home_dir(env), env, idle_s=auto_idle_seconds(env))
 
 
 def wait_runner(home: Path, pid: int | None, wait: float = START_TIMEOUT_S) -> str:
@@ -351,7 +357,7 @@ def runner_processes(home: Path) -> list[int]:
 def stop_runner(home: Path, timeout: float = 30.0) -> bool:
     """Stop the runner for ``home``, even one still starting (its children are asked to
     stop too); True if one ran."""
-    from clipforge.supervise.proc import pid_alive, try_waitpid
+    from clipforge.supervise.proc import wait_gone
 
     pids = sorted(set(runner_processes(home)) |
                   ({p} if (p := runner_pid(home, ready=False)) else set()))
@@ -359,12 +365,8 @@ def stop_runner(home: Path, timeout: float = 30.0) -> bool:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
-        for pid in pids:
-            try_waitpid(pid)
-        time.sleep(0.05)
     for pid in pids:
-        if pid_alive(pid):
+        if not wait_gone(pid, timeout=max(0.0, deadline - time.monotonic())):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     for left in (ready_file(home), pid_file(home)):  # a runner stopped while starting

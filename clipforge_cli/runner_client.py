@@ -1,5 +1,5 @@
-"""The warm runner's client side: standard library only, so that ``clipforge run`` reaches
-a warm runner before any heavy import.
+"""The warm runner's client side: standard library only (and :mod:`clipforge.homes`,
+which is too), so that ``clipforge run`` reaches a warm runner before any heavy import.
 
 A warm runner (:mod:`clipforge_cli.runner`, started by ``clipforge services start``) has
 Prefect, the flows and the CLI already imported. For ``run`` and ``resume`` the
@@ -29,11 +29,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from clipforge import homes
+
 RUNNER_ENV = "CLIPFORGE_RUNNER"  # "off": never hand a command to the warm runner
 CHILD_ENV = "CLIPFORGE_RUNNER_CHILD"  # set in a runner's child (the summary says so)
 IDLE_ENV = "CLIPFORGE_RUNNER_IDLE_S"  # idle exit of a runner a run started on its own
 SERVED_COMMANDS = ("run", "resume")
-SOCKET_PATH_MAX = 100  # sun_path is 108 bytes including the NUL
 CONNECT_TIMEOUT_S = 5.0
 # for the runner's first reply: it forks at once, but a loaded machine can be slow, and a
 # caller that gave up too early would run the command twice (the runner stops its child
@@ -57,6 +58,11 @@ STALE = False
 LAUNCH_ENV: dict[str, str] = dict(os.environ)
 
 
+def disabled(env: Mapping[str, str]) -> bool:
+    """``CLIPFORGE_RUNNER=off`` (or 0, no, false): never use or start a warm runner."""
+    return env.get(RUNNER_ENV, "").lower() in ("off", "0", "no", "false")
+
+
 def home_dir(env: Mapping[str, str]) -> Path:
     """``CLIPFORGE_HOME`` as the settings read it (default ``~/.clipforge``), resolved."""
     value = next((v for k, v in env.items() if k.upper() == "CLIPFORGE_HOME" and v), None)
@@ -67,10 +73,9 @@ def socket_path(home: Path) -> Path:
     """``<home>/runner.sock``, or ``/tmp/clipforge-<hash>/runner.sock`` when that is too
     long for a Unix socket (the same short folder the private Redis uses)."""
     path = home / "runner.sock"
-    if len(str(path)) <= SOCKET_PATH_MAX:
+    if len(str(path)) <= homes.SOCKET_PATH_MAX:
         return path
-    digest = hashlib.sha256(str(home).encode()).hexdigest()[:12]
-    return Path(f"/tmp/clipforge-{digest}") / "runner.sock"
+    return homes.short_dir(homes.digest(home)) / "runner.sock"
 
 
 def env_fingerprint(env: Mapping[str, str]) -> str:
@@ -145,8 +150,8 @@ def _debug(msg: str) -> None:
 def run_in_runner(argv: Sequence[str]) -> int | None:
     """Hand the command to a warm runner; its exit code, or None to run it here."""
     global STALE
-    if os.environ.get(RUNNER_ENV, "").lower() in ("off", "0", "no", "false") or \
-            not argv or argv[0] not in SERVED_COMMANDS or os.environ.get(CHILD_ENV):
+    if disabled(os.environ) or not argv or argv[0] not in SERVED_COMMANDS or \
+            os.environ.get(CHILD_ENV):
         return None
     path = socket_path(home_dir(os.environ))
     if not path.exists():
