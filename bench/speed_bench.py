@@ -153,13 +153,13 @@ def main() -> None:
                                                       / med(warm, "pipeline"), 3),
                     "raw": {"cold": cold, "warm": warm, "straight": straight,
                             "services_start": starts}}
-            # (a) new prompts on the analysed sample, backends interleaved
-            backends = {"warm runner": {}, "own process": {"CLIPFORGE_RUNNER": "off"}}
+            # (a) new prompts on the analysed sample: runner and own process interleaved
+            modes = {"warm runner": {}, "own process": {"CLIPFORGE_RUNNER": "off"}}
             rows: dict[str, list[dict[str, float]]] = {}
             k = 1
             for _ in range(n):
                 for render in (False, True):
-                    for name, extra in backends.items():
+                    for name, extra in modes.items():
                         r = run(SAMPLE, PROMPTS[k % len(PROMPTS)], home,
                                 tmp / f"p{k}", render=render, **extra)
                         k += 1
