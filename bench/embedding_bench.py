@@ -6,7 +6,7 @@ and cached under bench/results/transcripts/. Then, per model, each case's candid
 windows (runs of whole sentences lasting 3-30 s, as in clipforge/select.py) are ranked
 two ways:
 
-- ``semantic``: the raw cosine of the prompt with the word-weighted mean of the window's
+- ``semantic``: the word-weighted mean of the prompt's cosines with the window's
   sentence embeddings (the model alone);
 - ``text``: the selection's text relevance ``1 - (1 - keyword) * (1 - semantic)`` with
   the same keyword and semantic formulas and constants as clipforge/select.py.
@@ -51,8 +51,18 @@ sys.path.insert(0, str(REPO))
 from clipforge.audio import decode_mono_16k  # noqa: E402
 from clipforge.config import load_settings  # noqa: E402
 from clipforge.identity import file_sha256  # noqa: E402
-from clipforge.select import KEYWORD_FULL_DENSITY, SEMANTIC_FLOOR, SEMANTIC_SPAN  # noqa: E402
-from clipforge.text import Sentence, prompt_keywords, split_sentences  # noqa: E402
+from clipforge.select import (  # noqa: E402
+    KEYWORD_FULL_DENSITY,
+    SEMANTIC_FLOOR,
+    SEMANTIC_SPAN,
+    window_cosine,
+)
+from clipforge.text import (  # noqa: E402
+    Sentence,
+    prompt_keywords,
+    split_clauses,
+    split_sentences,
+)
 from clipforge.transcribe import Word, transcribe_piece  # noqa: E402
 
 MIN_S, MAX_S = 3.0, 30.0
@@ -210,8 +220,7 @@ def evaluate(sets: list[dict[str, Any]], encode: Callable[[list[str]], np.ndarra
             exp = (float(case["expected"][0]), float(case["expected"][1]))
             scored: list[tuple[float, float, tuple[float, float]]] = []
             for i, j in wins:
-                vec = (emb[i:j + 1] * weights[i:j + 1, None]).sum(axis=0)
-                cos = float(vec @ pv) / max(float(np.linalg.norm(vec)), 1e-9)
+                cos = window_cosine(emb[i:j + 1], weights[i:j + 1], pv)
                 win = stems[sents[i].first_word:sents[j].last_word + 1]
                 kw = min(1.0, (sum(s in keys for s in win) / max(1, len(win)))
                          / KEYWORD_FULL_DENSITY)
@@ -301,7 +310,7 @@ def main() -> int:
         truth = json.loads(t.read_text())
         video = (t.parent / truth["video"]).resolve()
         words = transcript_words(video, args.out / "transcripts")
-        sents = split_sentences(words)
+        sents = split_clauses(split_sentences(words), words)
         speech_s += float(truth["duration"])
         sets.append({"name": truth["video"].removesuffix(".mp4"), "words": words,
                      "stems": stems_of(words), "sentences": sents, "cases": truth["cases"]})

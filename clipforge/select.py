@@ -4,13 +4,14 @@ Overlapping transcript chunks -> candidate sentence windows per chunk -> a
 deterministic merge across chunks -> highlights that fill the target -> cut points
 snapped to the gaps between words. The exact formula is in the README ("Selection").
 
-Per window (1..n consecutive sentences lasting ``min_clip``..``max_clip``):
+Per window (1..n consecutive sentences lasting ``min_clip``..``max_clip``; a sentence
+over 8 s is split into its clauses first, :func:`clipforge.text.split_clauses`):
 
 - ``keyword = min(1, keyword_density / 0.2)`` where ``keyword_density`` is the share of
   the window's words whose stem is one of the prompt's content stems;
 - ``semantic = clip((cos(prompt, window) - 0.1) / 0.5, 0, 1)``: cosine similarity of
-  MiniLM sentence embeddings, the window's embedding being the word-weighted mean of its
-  sentences' embeddings;
+  MiniLM sentence embeddings, the window's cosine being the word-weighted mean of its
+  sentences' cosines (:func:`window_cosine`);
 - ``text = 1 - (1 - keyword) (1 - semantic)``: either kind of match is enough, both
   reinforce;
 - ``delivery = 0.45 energy + 0.2 bursts + 0.2 pitch_var + 0.15 speech_rate`` (each in
@@ -41,13 +42,22 @@ from .errors import NoHighlightsError
 from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights, factor
 from .feedback.weights import delivery as delivery_of
 from .signals import AudioSignals
-from .text import STOP_WORDS, Sentence, prompt_keywords, split_sentences, stem, tokens
+from .text import (
+    STOP_WORDS,
+    Sentence,
+    prompt_keywords,
+    split_clauses,
+    split_sentences,
+    stem,
+    tokens,
+)
 from .timeutil import s_to_us
 from .transcribe import Transcript, Word
 
 SCORE_RULE = (
     "text*(0.6+0.4*delivery)*(0.85+0.15*visual); text=1-(1-keyword)*(1-semantic); "
-    "keyword=min(1,keyword_density/0.2); semantic=clip((cos-0.1)/0.5,0,1); "
+    "keyword=min(1,keyword_density/0.2); semantic=clip((cos-0.1)/0.5,0,1), "
+    "cos=word-weighted mean of the sentence cosines; "
     "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
 )
 KEYWORD_FULL_DENSITY = 0.2
@@ -105,7 +115,7 @@ class TextAnalysis:
 
 def analyse_text(transcript: Transcript, embed: Callable[[list[str]], np.ndarray] | None
                  ) -> TextAnalysis:
-    sentences = tuple(split_sentences(transcript.words))
+    sentences = tuple(split_clauses(split_sentences(transcript.words), transcript.words))
     if embed is not None and sentences:
         vectors = embed([s.text for s in sentences])
     else:
@@ -204,11 +214,9 @@ def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
     semantic = 0.0
     if ctx.prompt_vec is not None and ctx.text.embeddings.shape[1]:
         weights = np.array([s.last_word - s.first_word + 1 for s in sents], dtype=np.float32)
-        vec = (ctx.text.embeddings[[s.index for s in sents]] * weights[:, None]).sum(axis=0)
-        norm = float(np.linalg.norm(vec))
-        if norm > 0:
-            cos = float(vec @ ctx.prompt_vec) / norm
-            semantic = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
+        cos = window_cosine(ctx.text.embeddings[[s.index for s in sents]], weights,
+                            ctx.prompt_vec)
+        semantic = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
     text = 1.0 - (1.0 - keyword) * (1.0 - semantic)
     span_us = last.end_us - first.start_us
     rate = min(1.0, (len(window) / max(0.5, span_us / 1e6)) / max(ctx.rate_ref, 1e-6))
@@ -246,6 +254,14 @@ def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
         chunk=chunk.index,
         evidence=tuple(evidence),
     )
+
+
+def window_cosine(emb: np.ndarray, weights: np.ndarray, prompt_vec: np.ndarray) -> float:
+    """The window's cosine with the prompt: the word-weighted mean of its sentences'
+    cosines. (The cosine of the renormalised mean embedding is not used: it divides by
+    the mean vector's length, which shrinks as the sentences disagree, so a window that
+    adds an off-topic sentence to a relevant one scored as high as that sentence alone.)"""
+    return float((emb @ prompt_vec) @ weights) / float(weights.sum())
 
 
 def chunk_candidates(ctx: Context, chunk: Chunk, params: SelectionParams) -> list[Candidate]:

@@ -112,3 +112,38 @@ def split_sentences(
             )
             first = i + 1
     return out
+
+
+_CLAUSE = (",", ";", ":", "\u2014")
+CLAUSE_SPLIT_US = 8_000_000  # a sentence longer than this is split at clause punctuation
+CLAUSE_MIN_WORDS = 4  # ... into clauses of at least this many words
+
+
+def split_clauses(sentences: list[Sentence], words: tuple[Word, ...] | list[Word], *,
+                  split_us: int = CLAUSE_SPLIT_US, min_words: int = CLAUSE_MIN_WORDS
+                  ) -> list[Sentence]:
+    """Long sentences split at clause punctuation, so relevance and window edges can
+    follow the clause that answers the prompt (a speech model often writes a whole
+    paragraph as one sentence joined by commas). A sentence up to ``split_us`` stays
+    whole; a longer one ends a clause after a word ending in ``, ; : —`` once the clause
+    has ``min_words`` words and at least as many words remain. Re-indexed in order."""
+    out: list[Sentence] = []
+
+    def emit(a: int, b: int) -> None:
+        seg = words[a : b + 1]
+        out.append(Sentence(index=len(out), first_word=a, last_word=b,
+                            start_us=seg[0].start_us, end_us=max(x.end_us for x in seg),
+                            text=" ".join(x.text for x in seg)))
+
+    for s in sentences:
+        if s.end_us - s.start_us <= split_us:
+            emit(s.first_word, s.last_word)
+            continue
+        first = s.first_word
+        for i in range(s.first_word, s.last_word):
+            if (words[i].text.endswith(_CLAUSE) and i - first + 1 >= min_words
+                    and s.last_word - i >= min_words):
+                emit(first, i)
+                first = i + 1
+        emit(first, s.last_word)
+    return out

@@ -1,0 +1,94 @@
+"""A window's relevance: the mean of its sentences' cosines, and long sentences split
+into clauses, so a highlight does not carry off-topic speech along with the answer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clipforge.select import (
+    SelectionParams,
+    TextAnalysis,
+    analyse_text,
+    build_context,
+    select,
+    window_cosine,
+    word_stems,
+)
+from clipforge.text import split_clauses, split_sentences
+from tests.test_select import S, flat_audio, transcript_from
+
+
+def _unit(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_window_cosine_is_the_weighted_mean_of_sentence_cosines() -> None:
+    prompt = _unit(1, 0, 0)
+    emb = np.stack([_unit(0.3, 0.954, 0), _unit(0.2, 0, 0.98)])
+    w = np.array([10, 10], dtype=np.float32)
+    got = window_cosine(emb, w, prompt)
+    assert abs(got - float((emb @ prompt).mean())) < 1e-6
+    # never above its best sentence (the renormalised mean would be 0.34 here)
+    assert got <= float((emb @ prompt).max()) + 1e-9
+    w2 = np.array([30, 10], dtype=np.float32)
+    assert abs(window_cosine(emb, w2, prompt) - (30 * 0.3 + 10 * 0.2) / 40) < 2e-3
+
+
+def test_an_off_topic_neighbour_is_not_carried_into_the_highlight() -> None:
+    """Two 4 s sentences; the first answers the prompt weakly (cos 0.3), the second not
+    at all for its own part (cos 0.2). The highlight is the first sentence alone."""
+    tr = transcript_from([(0, "one two three four five six seven eight."),
+                          (7, "nine ten eleven twelve thirteen fourteen fifteen sixteen.")])
+    sents = tuple(split_sentences(tr.words))
+    emb = np.stack([_unit(0.3, 0.954, 0), _unit(0.2, 0, 0.98)])
+    text = TextAnalysis(sents, emb, tuple(word_stems(tr.words)))
+    prompt_vec = _unit(1, 0, 0)
+    ctx = build_context(tr, text, flat_audio(20), "a thing nobody said", prompt_vec)
+    picks = select(ctx, SelectionParams.for_target(60, clips=1), prompt="a thing nobody said")
+    top = picks[0].candidate
+    assert (top.first_word, top.last_word) == (sents[0].first_word, sents[0].last_word)
+
+
+def test_long_sentences_split_at_clauses_short_ones_stay_whole() -> None:
+    long = ("permission is granted, free of charge, to any person who asks, "
+            "subject to these conditions, the notice shall be kept in all copies.")
+    tr = transcript_from([(0, "A short one, with a comma."), (5, long)])
+    sents = split_sentences(tr.words)
+    assert len(sents) == 2 and sents[1].end_us - sents[1].start_us > 8 * S
+    units = split_clauses(sents, tr.words)
+    assert units[0].text == "A short one, with a comma."
+    assert [u.text for u in units[1:]] == [
+        "permission is granted, free of charge,",  # 'granted,' alone would be 3 words
+        "to any person who asks,",
+        "subject to these conditions,",
+        "the notice shall be kept in all copies.",
+    ]
+    assert [u.index for u in units] == list(range(len(units)))
+    for a, b in zip(units, units[1:], strict=False):
+        assert b.first_word == a.last_word + 1
+    assert units[-1].last_word == len(tr.words) - 1
+
+
+def test_a_clause_split_never_leaves_a_fragment_under_min_words() -> None:
+    words = "alpha, beta gamma delta epsilon zeta, eta theta iota kappa lambda, mu nu."
+    tr = transcript_from([(0, words)], gap=0.6)
+    units = split_clauses(split_sentences(tr.words), tr.words)
+    assert all(u.last_word - u.first_word + 1 >= 4 for u in units)
+    assert " ".join(u.text for u in units) == words
+
+
+def test_the_answer_at_the_end_of_a_run_on_sentence_is_cut_to_its_clauses() -> None:
+    """Keyword-only selection (no model): the prompt's words are in the last clauses of a
+    26 s sentence. The highlight starts at a clause inside it, not at its first word."""
+    run_on = ("we met in the spring, and we talked about the weather for a while, "
+              "then about the trains and the roads, and the cost of bread, "
+              "and then the new plan came up, its tiers, with a yearly "
+              "discount for the yearly tier.")
+    tr = transcript_from([(0, run_on)])
+    ctx = build_context(tr, analyse_text(tr, None), flat_audio(40), "the yearly discount", None)
+    picks = select(ctx, SelectionParams.for_target(60, clips=1), prompt="the yearly discount")
+    top = picks[0].candidate
+    assert top.first_word > 0 and tr.words[top.first_word - 1].text.endswith(",")
+    assert "discount" in top.text and top.end_us == tr.words[-1].end_us
+    assert top.end_us - top.start_us < 0.6 * (tr.words[-1].end_us - tr.words[0].start_us)
