@@ -232,3 +232,39 @@ def prefer_pauses(picks: list[Candidate], ec: EdgeContext, *, min_clip_us: int,
                          text=" ".join(w.text for w in words[f:la + 1]))
         total += (end - start) - length
     return out
+
+
+def join_within_sentences(picks: list[Candidate], words: Sequence[Word],
+                          sentences: Sequence[Sentence], *, max_clip_us: int,
+                          target_us: int) -> list[Candidate]:
+    """A reel never jumps inside a sentence: when two picks that follow each other in
+    time lie in the same sentence of the transcript (long sentences are split into
+    clauses for selection, :func:`clipforge.text.split_clauses`, so two clauses of one
+    sentence can both be picked with one skipped between them), the earlier pick takes
+    the words between, and the two play as one segment. Only when the earlier pick stays
+    within ``max_clip_us`` and the reel within ``max(its length, target_us)``; otherwise
+    the picks stay as they are. ``sentences`` are the transcript's whole sentences.
+    Pure and deterministic; rank order is kept."""
+    if len(picks) < 2 or not words:
+        return list(picks)
+    sentence_of = _sentence_of(sentences, len(words))
+    out = list(picks)
+    total = sum(c.end_us - c.start_us for c in out)
+    budget = max(total, target_us)
+    order = sorted(range(len(out)), key=lambda i: out[i].first_word)
+    for a, b in zip(order, order[1:], strict=False):
+        pa, pb = out[a], out[b]
+        gap_first, gap_last = pa.last_word + 1, pb.first_word - 1
+        if gap_first > gap_last:
+            continue  # already touching
+        s = sentence_of[pa.last_word]
+        if s < 0 or sentence_of[pb.first_word] != s:
+            continue
+        end = max(w.end_us for w in words[pa.first_word:gap_last + 1])
+        grow = end - pa.end_us
+        if end - pa.start_us > max_clip_us or total + grow > budget:
+            continue
+        out[a] = replace(pa, last_word=gap_last, end_us=end,
+                         text=" ".join(w.text for w in words[pa.first_word:gap_last + 1]))
+        total += grow
+    return out

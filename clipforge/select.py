@@ -5,7 +5,7 @@ deterministic merge across chunks -> highlights that fill the target -> cut poin
 snapped to the gaps between words. The exact formula is in the README ("Selection").
 
 Per window (1..n consecutive sentences lasting ``min_clip``..``max_clip``; a sentence
-over 8 s is split into its clauses first, :func:`clipforge.text.split_clauses`):
+over 15 s is split into its clauses first, :func:`clipforge.text.split_clauses`):
 
 - ``keyword = min(1, keyword_density / 0.2)`` where ``keyword_density`` is the share of
   the window's words whose stem is one of the prompt's content stems;
@@ -435,6 +435,10 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
         )
     duration = max(ctx.transcript.duration_us, ctx.transcript.words[-1].end_us)
     picked = edges_on_pauses(ctx, picked, params, duration)
+    if not params.clips:
+        picked = pauses.join_within_sentences(
+            picked, ctx.transcript.words, split_sentences(ctx.transcript.words),
+            max_clip_us=params.max_clip_us, target_us=params.target_us)
     return snap_cuts(picked, ctx.transcript.words, duration, params, ctx.audio.fine_db, short)
 
 

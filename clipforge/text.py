@@ -115,7 +115,7 @@ def split_sentences(
 
 
 _CLAUSE = (",", ";", ":", "\u2014")
-CLAUSE_SPLIT_US = 8_000_000  # a sentence longer than this is split at clause punctuation
+CLAUSE_SPLIT_US = 15_000_000  # a sentence longer than this is split at clause punctuation
 CLAUSE_MIN_WORDS = 4  # ... into clauses of at least this many words
 
 

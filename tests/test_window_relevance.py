@@ -55,7 +55,7 @@ def test_long_sentences_split_at_clauses_short_ones_stay_whole() -> None:
             "subject to these conditions, the notice shall be kept in all copies.")
     tr = transcript_from([(0, "A short one, with a comma."), (5, long)])
     sents = split_sentences(tr.words)
-    assert len(sents) == 2 and sents[1].end_us - sents[1].start_us > 8 * S
+    assert len(sents) == 2 and sents[1].end_us - sents[1].start_us > 15 * S
     units = split_clauses(sents, tr.words)
     assert units[0].text == "A short one, with a comma."
     assert [u.text for u in units[1:]] == [
@@ -92,3 +92,23 @@ def test_the_answer_at_the_end_of_a_run_on_sentence_is_cut_to_its_clauses() -> N
     assert top.first_word > 0 and tr.words[top.first_word - 1].text.endswith(",")
     assert "discount" in top.text and top.end_us == tr.words[-1].end_us
     assert top.end_us - top.start_us < 0.6 * (tr.words[-1].end_us - tr.words[0].start_us)
+
+
+def test_a_reel_never_jumps_inside_a_sentence() -> None:
+    """Two clauses of one run-on sentence answer the prompt, the clause between does
+    not: the reel plays the whole stretch as one segment instead of skipping the middle
+    clause (a jump inside continuous speech). With --clips they stay separate clips."""
+    run_on = ("first we looked at the yearly discount offer, "
+              "then we walked down to the river and the old mill, "
+              "and later we came back to the yearly discount question again.")
+    tr = transcript_from([(0, run_on)])
+    assert len(split_sentences(tr.words)) == 1 and tr.words[-1].end_us > 15 * S
+    ctx = build_context(tr, analyse_text(tr, None), flat_audio(40), "yearly discount", None)
+    reel = select(ctx, SelectionParams.for_target(60), prompt="yearly discount")
+    assert len(reel) == 2
+    first, second = sorted(reel, key=lambda p: p.candidate.first_word)
+    assert first.candidate.last_word + 1 == second.candidate.first_word
+    assert "river" in first.candidate.text
+    clips = select(ctx, SelectionParams.for_target(60, clips=2), prompt="yearly discount")
+    assert len(clips) == 2
+    assert all("river" not in p.candidate.text for p in clips)
