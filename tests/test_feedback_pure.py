@@ -84,3 +84,23 @@ def test_feedback_gauges() -> None:
     assert metrics.REGISTRY.get_sample_value("clipforge_scoring_samples") == 250
     assert metrics.REGISTRY.get_sample_value(
         "clipforge_scoring_heldout_spearman", {"weights": "candidate"}) == 0.41
+
+
+def test_the_bounded_step_keeps_the_fits_direction() -> None:
+    """The step goes along the line to the candidate: every weight moves by the same
+    share of its own difference (clipping each weight alone would let the small moves
+    go all the way while the big ones are cut)."""
+    far = ScoreWeights(energy=0.75, bursts=0.19, pitch_var=0.0, speech_rate=0.06,
+                       delivery_base=0.2, delivery_gain=0.8, visual_base=0.8, visual_gain=0.2)
+    b = bound(far, DEFAULT_WEIGHTS)
+    assert max_change(b, DEFAULT_WEIGHTS) == pytest.approx(MAX_STEP, abs=1e-6)
+    share = MAX_STEP / 0.4  # delivery_gain moves most: 0.4 -> 0.8
+    for f in ("energy", "bursts", "pitch_var", "speech_rate", "delivery_gain", "visual_gain"):
+        want = getattr(DEFAULT_WEIGHTS, f) + share * (getattr(far, f) - getattr(DEFAULT_WEIGHTS, f))
+        assert getattr(b, f) == pytest.approx(want, abs=2e-6), f
+    assert abs(b.energy + b.bursts + b.pitch_var + b.speech_rate - 1) < 1e-5
+    assert b.delivery_base + b.delivery_gain == pytest.approx(1.0, abs=1e-6)
+    near = ScoreWeights(energy=0.47, bursts=0.2, pitch_var=0.18, speech_rate=0.15,
+                        delivery_base=0.6, delivery_gain=0.4, visual_base=0.85,
+                        visual_gain=0.15)
+    assert bound(near, DEFAULT_WEIGHTS) == near.with_version(DEFAULT_WEIGHTS.version)

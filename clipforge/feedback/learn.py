@@ -183,36 +183,21 @@ def candidate(coefs: dict[str, float], current: ScoreWeights, train: Sequence[Sa
     return best[1]
 
 
-def _project_mix(cand: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """The point ``clip(cand + t, lo, hi)`` summing to 1 (bisection on t)."""
-    a, b = -2.0, 2.0
-    for _ in range(200):
-        t = (a + b) / 2
-        if float(np.clip(cand + t, lo, hi).sum()) < 1.0:
-            a = t
-        else:
-            b = t
-    return np.clip(cand + (a + b) / 2, lo, hi)
-
-
 def bound(cand: ScoreWeights, current: ScoreWeights, max_step: float = MAX_STEP
           ) -> ScoreWeights:
-    """``cand`` moved at most ``max_step`` per weight away from ``current``."""
-    cur = np.array([getattr(current, t) for t in DELIVERY_TERMS])
-    lo, hi = np.clip(cur - max_step, 0, 1), np.clip(cur + max_step, 0, 1)
-    mix = _project_mix(np.array([getattr(cand, t) for t in DELIVERY_TERMS]), lo, hi)
-    mix = np.clip(np.round(mix, 6), lo, hi)
-
-    def gain(name: str) -> float:
-        c, v = getattr(current, name), getattr(cand, name)
-        return round(min(max(v, c - max_step, 0.0), c + max_step, 0.95), 6)
-
-    gd, gv = gain("delivery_gain"), gain("visual_gain")
-    base_d = min(max(round(1 - gd, 6), current.delivery_base - max_step),
-                 current.delivery_base + max_step)
-    base_v = min(max(round(1 - gv, 6), current.visual_base - max_step),
-                 current.visual_base + max_step)
-    return _weights(mix, round(base_d, 6), gd, round(base_v, 6), gv, current.version)
+    """``cand`` approached from ``current`` along the straight line between them, as far
+    as no weight moves more than ``max_step``: ``current + t (cand - current)`` with the
+    largest ``t <= 1`` that allows. The step keeps the fit's direction (clipping each
+    weight on its own would let the small, noisy moves go their whole way while the
+    large ones are cut, turning the step away from what the fit found). A mix of weights
+    summing to 1, or a base and gain summing to 1, still does."""
+    cur = np.array([getattr(current, f) for f in WEIGHT_FIELDS], dtype=np.float64)
+    far = np.array([getattr(cand, f) for f in WEIGHT_FIELDS], dtype=np.float64)
+    largest = float(np.abs(far - cur).max())
+    t = 1.0 if largest <= max_step else max_step / largest
+    step = dict(zip(WEIGHT_FIELDS, (round(float(v), 6) for v in cur + t * (far - cur)),
+                    strict=True))
+    return ScoreWeights(**step, version=current.version)
 
 
 def max_change(a: ScoreWeights, b: ScoreWeights) -> float:
@@ -277,7 +262,8 @@ def retrain(store: Any, *, min_samples: int = MIN_SAMPLES, max_step: float = MAX
     cand = res.candidate.with_version(version)
     return RetrainResult(res.status, res.sample_count, cand if adopted else current, cand,
                          res.unbounded.with_version(version), res.heldout_spearman,
-                         res.baseline_spearman, res.heldout_count, res.coefficients)
+                         res.baseline_spearman, res.heldout_count, res.coefficients,
+                         res.unbounded_spearman)
 
 
 def status(store: Any) -> dict[str, Any]:
