@@ -39,6 +39,29 @@ _SUFFIXES = ("ational", "ization", "fulness", "iveness", "ations", "ation", "ing
              "s")
 
 
+# Irregular forms a suffix stripper cannot reach, folded to their base form first (past
+# tenses and participles of common verbs, irregular plurals). Forms that are also other
+# common words ("left", "rose", "saw") are left alone.
+IRREGULAR = {
+    "heard": "hear", "thought": "think", "went": "go", "gone": "go", "came": "come",
+    "seen": "see", "made": "make", "took": "take", "taken": "take", "gave": "give",
+    "given": "give", "found": "find", "knew": "know", "known": "know", "felt": "feel",
+    "kept": "keep", "began": "begin", "begun": "begin", "ran": "run", "wrote": "write",
+    "written": "write", "spoke": "speak", "spoken": "speak", "brought": "bring",
+    "bought": "buy", "taught": "teach", "caught": "catch", "sold": "sell", "sent": "send",
+    "spent": "spend", "built": "build", "paid": "pay", "meant": "mean", "met": "meet",
+    "won": "win", "lost": "lose", "held": "hold", "stood": "stand",
+    "understood": "understand", "sang": "sing", "sung": "sing", "drove": "drive",
+    "driven": "drive", "chose": "choose", "chosen": "choose", "fell": "fall",
+    "fallen": "fall", "grew": "grow", "grown": "grow", "drew": "draw", "drawn": "draw",
+    "flew": "fly", "flown": "fly", "threw": "throw", "thrown": "throw", "wore": "wear",
+    "worn": "wear", "broke": "break", "broken": "break", "forgot": "forget",
+    "forgotten": "forget", "ate": "eat", "eaten": "eat", "hid": "hide", "hidden": "hide",
+    "children": "child", "men": "man", "women": "woman", "feet": "foot", "teeth": "tooth",
+    "mice": "mouse",
+}
+
+
 def stem(token: str) -> str:
     """A small, deterministic suffix stripper: enough to match country/countries, ask/asked.
 
@@ -46,6 +69,7 @@ def stem(token: str) -> str:
     'country' and 'countries' meet at 'countr'.
     """
     t = token.split("'")[0]
+    t = IRREGULAR.get(t, t)
     for suffix in _SUFFIXES:
         if t.endswith(suffix) and len(t) - len(suffix) >= 3:
             t = t[: -len(suffix)]

@@ -185,3 +185,12 @@ def test_only_transient_failures_are_retried() -> None:
     for permanent in (CorruptInputError("bad"), NoHighlightsError("none"),
                       BudgetExceeded("stop"), RenderError("filter"), ValueError("bug")):
         assert not is_transient(permanent)
+
+
+def test_irregular_forms_meet_their_base_form() -> None:
+    assert stem("heard") == stem("hear") and stem("thought") == stem("think")
+    assert stem("children") == stem("child") and stem("wrote") == stem("writes")
+    assert prompt_keywords("she mentions hearing a beep") == ("mention", "hear", "beep")
+    tr = transcript_from([(0, "Okay I thought I heard a beep somewhere.")])
+    assert "hear" in {stem(t) for t in tr.words[4].text.lower().split()}
+    assert stem("left") == "left"  # also a direction: not folded to "leave"
