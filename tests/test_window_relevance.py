@@ -4,6 +4,7 @@ into clauses, so a highlight does not carry off-topic speech along with the answ
 from __future__ import annotations
 
 import numpy as np
+from test_select import S, flat_audio, transcript_from
 
 from clipforge.select import (
     SelectionParams,
@@ -15,7 +16,6 @@ from clipforge.select import (
     word_stems,
 )
 from clipforge.text import split_clauses, split_sentences
-from tests.test_select import S, flat_audio, transcript_from
 
 
 def _unit(*xs: float) -> np.ndarray:
