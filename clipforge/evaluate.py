@@ -95,6 +95,7 @@ CUT_WINDOW_S = 0.020  # RMS window at a cut point and at the candidates around i
 CUT_SEARCH_S = 0.250  # the quietest window is searched within +- this
 CUT_QUIET_DB = 6.0    # a cut is "in the quiet" within this many dB of that minimum
 DB_FLOOR = -100.0     # digital silence counts as -100 dBFS, not -inf
+SILENCE_BELOW_DB = 50.0  # a cut this far under the source's speech level is in silence
 _RATE = 16_000
 
 
@@ -125,6 +126,28 @@ def cut_excess_db(samples: Any, t: float, rate: int = _RATE, window_s: float = C
     hi = min(len(samples) - half, centre + reach)
     quietest = min((at(c) for c in range(lo, hi + 1, step)), default=here)
     return round(max(0.0, here - min(quietest, here)), 2)
+
+
+def cut_level_db(samples: Any, t: float, rate: int = _RATE,
+                 window_s: float = CUT_WINDOW_S) -> float:
+    """The 20 ms RMS level (dBFS) centred on ``t``."""
+    half = int(round(window_s * rate / 2))
+    centre = int(round(t * rate))
+    return round(_rms_db(samples[max(0, centre - half):max(0, centre + half)]), 2)
+
+
+def speech_level_db(samples: Any, rate: int = _RATE, window_s: float = CUT_WINDOW_S) -> float:
+    """The source's speech level: the 95th percentile of its 20 ms RMS levels (dBFS)."""
+    import numpy as np
+
+    n = int(round(window_s * rate))
+    k = len(samples) // n
+    if k == 0:
+        return DB_FLOOR
+    blocks = np.asarray(samples[: k * n], dtype=np.float64).reshape(k, n)
+    rms = np.sqrt(np.mean(np.square(blocks), axis=1))
+    db = np.maximum(DB_FLOOR, 20.0 * np.log10(np.maximum(rms, 1e-12)))
+    return round(float(np.percentile(db, 95)), 2)
 
 
 def distinct_cuts(edl: dict[str, Any]) -> list[float]:
@@ -162,20 +185,36 @@ class CutQuality:
     worst_db: float
     excess_db: tuple[float, ...]
     inside_words_independent: int
+    # Diagnostics, not part of the two figures above: each cut's own level, and how many
+    # of the loud / in-word cuts lie in silence all the same (SILENCE_BELOW_DB under the
+    # source's speech level: nothing audible to clip there, and no word can be heard
+    # there, so an independent-pass word over it has the wrong times).
+    level_db: tuple[float, ...] = ()
+    loud_in_silence: int = 0
+    inside_words_in_silence: int = 0
 
 
 def cut_quality(edl: dict[str, Any] | None, samples: Any,
-                ref_words: list[tuple[float, float]]) -> CutQuality:
+                ref_words: list[tuple[float, float]],
+                speech_db: float | None = None) -> CutQuality:
     if edl is None:
         return CutQuality(0, 0, 0.0, (), 0)
     cuts = distinct_cuts(edl)
     excess = tuple(cut_excess_db(samples, t) for t in cuts)
+    level = tuple(cut_level_db(samples, t) for t in cuts)
+    silence = (speech_level_db(samples) if speech_db is None else speech_db) - SILENCE_BELOW_DB
+    inside = [cut_inside_word(t, ref_words) for t in cuts]
     return CutQuality(
         cuts=len(cuts),
         quiet=sum(e <= CUT_QUIET_DB for e in excess),
         worst_db=max(excess, default=0.0),
         excess_db=excess,
-        inside_words_independent=sum(cut_inside_word(t, ref_words) for t in cuts),
+        inside_words_independent=sum(inside),
+        level_db=level,
+        loud_in_silence=sum(e > CUT_QUIET_DB and lv <= silence
+                            for e, lv in zip(excess, level, strict=True)),
+        inside_words_in_silence=sum(i and lv <= silence
+                                    for i, lv in zip(inside, level, strict=True)),
     )
 
 
@@ -192,12 +231,16 @@ def summary_with_cuts(scores: list[CaseScore], quality: list[CutQuality]) -> dic
         if out["cuts_distinct"] else 1.0
     out["cuts_worst_db"] = max((q.worst_db for q in quality), default=0.0)
     out["cuts_inside_words_independent"] = sum(q.inside_words_independent for q in quality)
+    out["cuts_loud_in_silence"] = sum(q.loud_in_silence for q in quality)
+    out["cuts_inside_words_in_silence"] = sum(q.inside_words_in_silence for q in quality)
     return out
 
 
 def cut_table(scores: list[CaseScore], quality: list[CutQuality]) -> str:
-    lines = [f"{'case':<22} {'quiet cuts':>10} {'worst dB':>8} {'in-word (indep.)':>16}"]
+    lines = [f"{'case':<22} {'quiet cuts':>10} {'worst dB':>8} {'in-word (indep.)':>16} "
+             f"{'in silence':>10}"]
     for s, q in zip(scores, quality, strict=True):
         lines.append(f"{s.id:<22} {q.quiet:>4}/{q.cuts:<5} {q.worst_db:>8.1f} "
-                     f"{q.inside_words_independent:>16}")
+                     f"{q.inside_words_independent:>16} "
+                     f"{q.loud_in_silence + q.inside_words_in_silence:>10}")
     return "\n".join(lines)

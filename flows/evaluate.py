@@ -11,7 +11,14 @@ from prefect import flow
 from clipforge.audio import decode_mono_16k
 from clipforge.config import load_settings
 from clipforge.errors import ClipforgeError
-from clipforge.evaluate import CaseScore, CutQuality, cut_quality, independent_words, score_case
+from clipforge.evaluate import (
+    CaseScore,
+    CutQuality,
+    cut_quality,
+    independent_words,
+    score_case,
+    speech_level_db,
+)
 from clipforge.identity import file_sha256
 from clipforge.probe import probe
 from flows.clip import clip_job
@@ -60,9 +67,10 @@ def cut_quality_for(truth_path: str, out_dir: str, scores: list[CaseScore]) -> l
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(cached) + "\n")
     ref_words = [(float(a), float(b)) for a, b in cached["words"]]
+    speech_db = speech_level_db(samples)
     out = []
     for s in scores:
         edl_file = Path(out_dir) / s.id / "edl.json"
         edl = json.loads(edl_file.read_text()) if not s.error and edl_file.is_file() else None
-        out.append(cut_quality(edl, samples, ref_words))
+        out.append(cut_quality(edl, samples, ref_words, speech_db))
     return out

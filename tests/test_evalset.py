@@ -111,3 +111,23 @@ def test_shipped_manifests_resolve(name: str) -> None:
                 assert resolve_source(p[key], MEDIA, path).is_file()
     labels = {p["label"] for p in parts}
     assert all(c["part"] in labels for c in manifest["cases"])
+
+
+def test_cuts_in_silence_are_told_apart_from_audible_ones() -> None:
+    """A cut flagged by the independent pass (or loud by the relative measure) is also
+    counted as 'in silence' when its own level is 50 dB under the source's speech level:
+    then nothing audible is clipped and no word can be there. In speech it is not."""
+    speech = decode_mono_16k(media("speech_en_11s__whisper_jfk.flac"))
+    samples = np.concatenate([speech[: 3 * 16000], np.zeros(6400, np.float32),
+                              speech[3 * 16000:]])
+    frames = samples[int(3.4 * 16000): int(4.4 * 16000)].reshape(-1, 320)
+    loud = 3.4 + (int(np.argmax((frames ** 2).mean(axis=1))) * 320 + 160) / 16000
+    edl = {"segments": [{"source_in": 3.2, "source_out": loud}]}
+    words = [(3.1, 3.3), (loud - 0.05, loud + 0.05)]  # both cuts "inside a word"
+    q = cut_quality(edl, samples, words)
+    assert q.inside_words_independent == 2
+    assert q.inside_words_in_silence == 1  # the one in the spliced digital silence
+    assert q.level_db[0] == -100.0 and q.level_db[1] > -40.0
+    assert q.loud_in_silence == 0
+    out = summary_with_cuts([], [q])
+    assert out["cuts_inside_words_in_silence"] == 1 and out["cuts_loud_in_silence"] == 0
