@@ -5,7 +5,7 @@ deterministic merge across chunks -> highlights that fill the target -> cut poin
 snapped to the gaps between words. The exact formula is in the README ("Selection").
 
 Per window (1..n consecutive sentences lasting ``min_clip``..``max_clip``; a sentence
-over 15 s is split into its clauses first, :func:`clipforge.text.split_clauses`):
+of over 40 words is split into its clauses first, :func:`clipforge.text.split_clauses`):
 
 - ``keyword = min(1, keyword_density / 0.2)`` where ``keyword_density`` is the share of
   the window's words whose stem is one of the prompt's content stems;

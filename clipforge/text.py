@@ -139,18 +139,20 @@ def split_sentences(
 
 
 _CLAUSE = (",", ";", ":", "\u2014")
-CLAUSE_SPLIT_US = 15_000_000  # a sentence longer than this is split at clause punctuation
+CLAUSE_SPLIT_WORDS = 40  # a sentence of more words (~15 s of speech) is split at clauses
 CLAUSE_MIN_WORDS = 4  # ... into clauses of at least this many words
 
 
 def split_clauses(sentences: list[Sentence], words: tuple[Word, ...] | list[Word], *,
-                  split_us: int = CLAUSE_SPLIT_US, min_words: int = CLAUSE_MIN_WORDS
+                  split_words: int = CLAUSE_SPLIT_WORDS, min_words: int = CLAUSE_MIN_WORDS
                   ) -> list[Sentence]:
     """Long sentences split at clause punctuation, so relevance and window edges can
     follow the clause that answers the prompt (a speech model often writes a whole
-    paragraph as one sentence joined by commas). A sentence up to ``split_us`` stays
-    whole; a longer one ends a clause after a word ending in ``, ; : —`` once the clause
-    has ``min_words`` words and at least as many words remain. Re-indexed in order."""
+    paragraph as one sentence joined by commas). A sentence of up to ``split_words``
+    words stays whole (a word count, not a duration, so word times that differ by a
+    frame between machines never change the split); a longer one ends a clause after a
+    word ending in ``, ; : —`` once the clause has ``min_words`` words and at least as
+    many words remain. Re-indexed in order."""
     out: list[Sentence] = []
 
     def emit(a: int, b: int) -> None:
@@ -160,7 +162,7 @@ def split_clauses(sentences: list[Sentence], words: tuple[Word, ...] | list[Word
                             text=" ".join(x.text for x in seg)))
 
     for s in sentences:
-        if s.end_us - s.start_us <= split_us:
+        if s.last_word - s.first_word + 1 <= split_words:
             emit(s.first_word, s.last_word)
             continue
         first = s.first_word
