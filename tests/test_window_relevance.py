@@ -129,3 +129,38 @@ def test_a_reel_never_jumps_inside_a_sentence() -> None:
     clips = select(ctx, SelectionParams.for_target(60, clips=2), prompt="yearly discount")
     assert len(clips) == 2
     assert all("river" not in p.candidate.text for p in clips)
+
+
+def test_the_picks_hold_when_word_times_move_by_a_frame() -> None:
+    """Speech-model word times differ by milliseconds between CPUs: moving every word by
+    up to a 25 fps frame either way picks the same words (clauses by word count, the
+    window cosine and the no-jump rule have no time threshold near these values)."""
+    import random
+
+    from clipforge.transcribe import Transcript, Word
+
+    run_on = ("first we looked at the yearly discount offer, "
+              "then we walked down to the river and the old mill, "
+              "and sat there for a long while watching the boats go by, "
+              "and later we came back to the yearly discount question.")
+    # 41 words 250 ms apart: every gap stays a pause (over 120 ms) and the sentence
+    # under the 30 s cap when each word moves by up to 40 ms
+    base = transcript_from([(0, "Good morning to all of you."), (5, run_on)], gap=0.25)
+    assert len(base.words) == 47 and base.words[-1].end_us - base.words[6].start_us < 28 * S
+
+    def picks(tr: Transcript) -> list[tuple[int, int]]:
+        ctx = build_context(tr, analyse_text(tr, None), flat_audio(40), "yearly discount",
+                            None)
+        return sorted((p.candidate.first_word, p.candidate.last_word)
+                      for p in select(ctx, SelectionParams.for_target(60),
+                                      prompt="yearly discount"))
+
+    want = picks(base)
+    rng = random.Random(7)
+    for _ in range(20):
+        moved = []
+        for w in base.words:
+            d = rng.randint(-40_000, 40_000)
+            moved.append(Word(w.start_us + d, w.end_us + d, w.text, w.probability))
+        tr = Transcript(tuple(moved), base.language, base.duration_us, base.model)
+        assert picks(tr) == want
