@@ -92,11 +92,13 @@ def _span(words: Sequence[Word], first: int, last: int) -> int:
     return max(w.end_us for w in words[first:last + 1]) - words[first].start_us
 
 
-def _sentence_of(sentences: Sequence[Sentence], n_words: int) -> list[int]:
+def _sentence_of(sentences: Sequence[Sentence], n_words: int, *, whole: bool = False
+                 ) -> list[int]:
+    """Word -> its sentence's index (``whole``: the transcript sentence it is part of)."""
     out = [-1] * n_words
     for s in sentences:
         for k in range(s.first_word, min(s.last_word, n_words - 1) + 1):
-            out[k] = s.index
+            out[k] = s.whole if whole else s.index
     return out
 
 
@@ -243,11 +245,12 @@ def join_within_sentences(picks: list[Candidate], words: Sequence[Word],
     sentence can both be picked with one skipped between them), the earlier pick takes
     the words between, and the two play as one segment. Only when the earlier pick stays
     within ``max_clip_us`` and the reel within ``max(its length, target_us)``; otherwise
-    the picks stay as they are. ``sentences`` are the transcript's whole sentences.
-    Pure and deterministic; rank order is kept."""
+    the picks stay as they are. ``sentences`` are the selection's sentences and clauses
+    (their ``whole`` tells which sentence each is part of). Pure and deterministic; rank
+    order is kept."""
     if len(picks) < 2 or not words:
         return list(picks)
-    sentence_of = _sentence_of(sentences, len(words))
+    sentence_of = _sentence_of(sentences, len(words), whole=True)
     out = list(picks)
     total = sum(c.end_us - c.start_us for c in out)
     budget = max(total, target_us)

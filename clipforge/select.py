@@ -437,7 +437,7 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
     picked = edges_on_pauses(ctx, picked, params, duration)
     if not params.clips:
         picked = pauses.join_within_sentences(
-            picked, ctx.transcript.words, split_sentences(ctx.transcript.words),
+            picked, ctx.transcript.words, ctx.text.sentences,
             max_clip_us=params.max_clip_us, target_us=params.target_us)
     return snap_cuts(picked, ctx.transcript.words, duration, params, ctx.audio.fine_db, short)
 

@@ -101,6 +101,17 @@ class Sentence:
     start_us: int
     end_us: int
     text: str
+    # the transcript sentence this one is part of (its own index, unless it is a clause
+    # of a longer sentence: :func:`split_clauses`); -1 when not known
+    whole: int = -1
+
+
+def _sentence(words: tuple[Word, ...] | list[Word], index: int, first: int, last: int,
+              whole: int) -> Sentence:
+    seg = words[first : last + 1]
+    return Sentence(index=index, first_word=first, last_word=last, start_us=seg[0].start_us,
+                    end_us=max(x.end_us for x in seg), text=" ".join(x.text for x in seg),
+                    whole=whole)
 
 
 _TERMINAL = (".", "?", "!", "\u2026")
@@ -123,17 +134,7 @@ def split_sentences(
         gap = (words[i + 1].start_us - w.end_us) if not last else 0
         too_long = (not last) and words[i + 1].end_us - words[first].start_us > max_len_us
         if last or ends or gap > max_gap_us or too_long:
-            seg = words[first : i + 1]
-            out.append(
-                Sentence(
-                    index=len(out),
-                    first_word=first,
-                    last_word=i,
-                    start_us=seg[0].start_us,
-                    end_us=max(x.end_us for x in seg),
-                    text=" ".join(x.text for x in seg),
-                )
-            )
+            out.append(_sentence(words, len(out), first, i, len(out)))
             first = i + 1
     return out
 
@@ -152,24 +153,17 @@ def split_clauses(sentences: list[Sentence], words: tuple[Word, ...] | list[Word
     words stays whole (a word count, not a duration, so word times that differ by a
     frame between machines never change the split); a longer one ends a clause after a
     word ending in ``, ; : —`` once the clause has ``min_words`` words and at least as
-    many words remain. Re-indexed in order."""
+    many words remain. Re-indexed in order; each clause's ``whole`` is its sentence's."""
     out: list[Sentence] = []
-
-    def emit(a: int, b: int) -> None:
-        seg = words[a : b + 1]
-        out.append(Sentence(index=len(out), first_word=a, last_word=b,
-                            start_us=seg[0].start_us, end_us=max(x.end_us for x in seg),
-                            text=" ".join(x.text for x in seg)))
-
     for s in sentences:
         if s.last_word - s.first_word + 1 <= split_words:
-            emit(s.first_word, s.last_word)
+            out.append(_sentence(words, len(out), s.first_word, s.last_word, s.index))
             continue
         first = s.first_word
         for i in range(s.first_word, s.last_word):
             if (words[i].text.endswith(_CLAUSE) and i - first + 1 >= min_words
                     and s.last_word - i >= min_words):
-                emit(first, i)
+                out.append(_sentence(words, len(out), first, i, s.index))
                 first = i + 1
-        emit(first, s.last_word)
+        out.append(_sentence(words, len(out), first, s.last_word, s.index))
     return out

@@ -69,6 +69,7 @@ def test_long_sentences_split_at_clauses_short_ones_stay_whole() -> None:
         "the notice shall be kept in all the copies that are made.",
     ]
     assert [u.index for u in units] == list(range(len(units)))
+    assert [u.whole for u in units] == [0] + [1] * (len(units) - 1)
     for a, b in zip(units, units[1:], strict=False):
         assert b.first_word == a.last_word + 1
     assert units[-1].last_word == len(tr.words) - 1
