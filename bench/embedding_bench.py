@@ -216,11 +216,12 @@ def evaluate(sets: list[dict[str, Any]], encode: Callable[[list[str]], np.ndarra
         weights = np.array([s.last_word - s.first_word + 1 for s in sents], dtype=np.float32)
         for case in st["cases"]:
             pv = encode([case["prompt"]])[0]
+            sent_cos = (emb @ pv).astype(np.float64)
             keys = set(prompt_keywords(case["prompt"]))
             exp = (float(case["expected"][0]), float(case["expected"][1]))
             scored: list[tuple[float, float, tuple[float, float]]] = []
             for i, j in wins:
-                cos = window_cosine(emb[i:j + 1], weights[i:j + 1], pv)
+                cos = window_cosine(sent_cos[i:j + 1], weights[i:j + 1])
                 win = stems[sents[i].first_word:sents[j].last_word + 1]
                 kw = min(1.0, (sum(s in keys for s in win) / max(1, len(win)))
                          / KEYWORD_FULL_DENSITY)

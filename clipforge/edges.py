@@ -26,19 +26,27 @@ EDGE_ABS = 0.1
 EDGE_REL = 0.4
 
 
+def sentence_cosines(embeddings: np.ndarray, prompt_vec: np.ndarray | None) -> np.ndarray:
+    """Each sentence's cosine with the prompt (embeddings are L2-normalised); empty
+    without embeddings or a prompt vector. Computed once per prompt: a window's cosine
+    is their word-weighted mean (:func:`clipforge.select.window_cosine`)."""
+    if prompt_vec is None or embeddings.ndim != 2 or embeddings.shape[1] == 0:
+        return np.zeros(0, dtype=np.float32)
+    return (embeddings @ prompt_vec).astype(np.float64)
+
+
 def sentence_relevance(sentences: Sequence[Sentence], stems: Sequence[str],
-                       embeddings: np.ndarray, keywords: frozenset[str],
-                       prompt_vec: np.ndarray | None) -> tuple[float, ...]:
-    """Each sentence's own text relevance in [0, 1] (rounded to 1e-6)."""
+                       cosines: np.ndarray, keywords: frozenset[str]) -> tuple[float, ...]:
+    """Each sentence's own text relevance in [0, 1] (rounded to 1e-6); ``cosines`` from
+    :func:`sentence_cosines` (empty: keywords only)."""
     out = []
-    has_vec = prompt_vec is not None and embeddings.ndim == 2 and embeddings.shape[1] > 0
     for s in sentences:
         window = stems[s.first_word : s.last_word + 1]
         density = sum(x in keywords for x in window) / max(1, len(window))
         kw = min(1.0, density / KEYWORD_FULL_DENSITY)
         sem = 0.0
-        if has_vec:
-            cos = float(embeddings[s.index] @ prompt_vec)
+        if cosines.size:
+            cos = float(cosines[s.index])
             sem = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
         out.append(round(1.0 - (1.0 - kw) * (1.0 - sem), 6))
     return tuple(out)

@@ -192,6 +192,7 @@ class Context:
     relevance: tuple[float, ...] = ()  # per sentence: 1-(1-keyword)(1-semantic) on its own
     topic: tuple[int, ...] = ()  # per sentence: topic number (TextTiling; all 0 without)
     weights: ScoreWeights = DEFAULT_WEIGHTS  # the scoring weights in force (feedback loop)
+    cosines: np.ndarray | None = None  # per sentence: cosine with the prompt (None: none)
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -212,10 +213,9 @@ def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
     density = len(hits) / len(window)
     keyword = min(1.0, density / KEYWORD_FULL_DENSITY)
     semantic = 0.0
-    if ctx.prompt_vec is not None and ctx.text.embeddings.shape[1]:
-        weights = np.array([s.last_word - s.first_word + 1 for s in sents], dtype=np.float32)
-        cos = window_cosine(ctx.text.embeddings[[s.index for s in sents]], weights,
-                            ctx.prompt_vec)
+    if ctx.cosines is not None:
+        weights = np.array([s.last_word - s.first_word + 1 for s in sents], dtype=np.float64)
+        cos = window_cosine(ctx.cosines[[s.index for s in sents]], weights)
         semantic = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
     text = 1.0 - (1.0 - keyword) * (1.0 - semantic)
     span_us = last.end_us - first.start_us
@@ -256,12 +256,13 @@ def _score(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
     )
 
 
-def window_cosine(emb: np.ndarray, weights: np.ndarray, prompt_vec: np.ndarray) -> float:
+def window_cosine(cosines: np.ndarray, weights: np.ndarray) -> float:
     """The window's cosine with the prompt: the word-weighted mean of its sentences'
-    cosines. (The cosine of the renormalised mean embedding is not used: it divides by
+    cosines with it (``cosines``, one per sentence; ``weights``: their word counts). (The
+    cosine of the renormalised mean embedding is not used: it divides by
     the mean vector's length, which shrinks as the sentences disagree, so a window that
     adds an off-topic sentence to a relevant one scored as high as that sentence alone.)"""
-    return float((emb @ prompt_vec) @ weights) / float(weights.sum())
+    return float(cosines @ weights) / float(weights.sum())
 
 
 def chunk_candidates(ctx: Context, chunk: Chunk, params: SelectionParams) -> list[Candidate]:
@@ -305,11 +306,12 @@ def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignal
                   image_text_vec: np.ndarray | None = None,
                   weights: ScoreWeights = DEFAULT_WEIGHTS) -> Context:
     keywords = frozenset(prompt_keywords(prompt))
+    cosines = edges.sentence_cosines(text.embeddings, prompt_vec)
     return Context(transcript, text, audio, keywords, prompt_vec,
                    visual, _speech_rate_ref(text), image_text_vec,
-                   edges.sentence_relevance(text.sentences, text.stems, text.embeddings,
-                                            keywords, prompt_vec),
-                   edges.sentence_topics(text.sentences, text.embeddings), weights)
+                   edges.sentence_relevance(text.sentences, text.stems, cosines, keywords),
+                   edges.sentence_topics(text.sentences, text.embeddings), weights,
+                   cosines if cosines.size else None)
 
 
 def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:

@@ -27,12 +27,12 @@ def test_window_cosine_is_the_weighted_mean_of_sentence_cosines() -> None:
     prompt = _unit(1, 0, 0)
     emb = np.stack([_unit(0.3, 0.954, 0), _unit(0.2, 0, 0.98)])
     w = np.array([10, 10], dtype=np.float32)
-    got = window_cosine(emb, w, prompt)
+    got = window_cosine(emb @ prompt, w)
     assert abs(got - float((emb @ prompt).mean())) < 1e-6
     # never above its best sentence (the renormalised mean would be 0.34 here)
     assert got <= float((emb @ prompt).max()) + 1e-9
     w2 = np.array([30, 10], dtype=np.float32)
-    assert abs(window_cosine(emb, w2, prompt) - (30 * 0.3 + 10 * 0.2) / 40) < 2e-3
+    assert abs(window_cosine(emb @ prompt, w2) - (30 * 0.3 + 10 * 0.2) / 40) < 2e-3
 
 
 def test_an_off_topic_neighbour_is_not_carried_into_the_highlight() -> None:
