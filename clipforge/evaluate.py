@@ -108,6 +108,11 @@ def _rms_db(x: Any) -> float:
     return max(DB_FLOOR, 20.0 * float(np.log10(rms)) if rms > 0 else DB_FLOOR)
 
 
+def _level_at(samples: Any, centre: int, half: int) -> float:
+    """RMS level (dBFS) of the window ``centre +- half`` samples."""
+    return _rms_db(samples[max(0, centre - half):max(0, centre + half)])
+
+
 def cut_excess_db(samples: Any, t: float, rate: int = _RATE, window_s: float = CUT_WINDOW_S,
                   search_s: float = CUT_SEARCH_S, hop_s: float = 0.001) -> float:
     """dB by which the 20 ms RMS centred on ``t`` exceeds the quietest 20 ms window whose
@@ -115,25 +120,20 @@ def cut_excess_db(samples: Any, t: float, rate: int = _RATE, window_s: float = C
     local minimum; samples are mono float PCM of the source, decoded once."""
     half = int(round(window_s * rate / 2))
     centre = int(round(t * rate))
-
-    def at(c: int) -> float:
-        return _rms_db(samples[max(0, c - half):max(0, c + half)])
-
-    here = at(centre)
+    here = _level_at(samples, centre, half)
     step = max(1, int(round(hop_s * rate)))
     reach = int(round(search_s * rate))
     lo = max(half, centre - reach)
     hi = min(len(samples) - half, centre + reach)
-    quietest = min((at(c) for c in range(lo, hi + 1, step)), default=here)
+    quietest = min((_level_at(samples, c, half) for c in range(lo, hi + 1, step)),
+                   default=here)
     return round(max(0.0, here - min(quietest, here)), 2)
 
 
 def cut_level_db(samples: Any, t: float, rate: int = _RATE,
                  window_s: float = CUT_WINDOW_S) -> float:
     """The 20 ms RMS level (dBFS) centred on ``t``."""
-    half = int(round(window_s * rate / 2))
-    centre = int(round(t * rate))
-    return round(_rms_db(samples[max(0, centre - half):max(0, centre + half)]), 2)
+    return round(_level_at(samples, int(round(t * rate)), int(round(window_s * rate / 2))), 2)
 
 
 def speech_level_db(samples: Any, rate: int = _RATE, window_s: float = CUT_WINDOW_S) -> float:
