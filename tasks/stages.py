@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from clipforge import (
     analysis,
     llm,
+    llm_picks,
     probe,
     render,
     select,
@@ -139,13 +140,13 @@ def select_task(
     if llm.llm_configured(settings):
         if budget is None:
             raise ValueError("an LLM is configured but no job budget was given")
-        chunks = select.chunk_texts(ctx, params)
+        chunks = llm_picks.chunk_texts(ctx, params)
         # Fan the chunks out through the flow's task runner; results keep chunk order.
         futures = llm_chunk_task.map([c for _, c in chunks], prompt=unmapped(prompt),
                                      settings=unmapped(settings), budget=unmapped(budget))
         picks = [(chunk, p) for (chunk, _), fut in zip(chunks, futures, strict=True)
                  for p in fut.result()]
-        extra = select.llm_candidates(ctx, picks, params)
+        extra = llm_picks.llm_candidates(ctx, picks, params)
     return select.select(ctx, params, prompt=prompt, source=source, extra=extra)
 
 
