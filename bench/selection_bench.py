@@ -7,7 +7,7 @@ and the visual signals (clipforge.visual.visual_track), cached under
 OUT/selection_cache/ by the source's sha256. Then, per model, the text analysis and
 every case's prompt are embedded and ``select`` runs with the `clipforge eval` settings
 (a 60 s reel on the source's frame grid). hit@1 / hit@3 and precision are computed as
-`clipforge eval` computes them (clipforge.evaluate.inside_share), so the figures match
+`clipforge eval` computes them (clipforge.evaluate.score_case), so the figures match
 its table; cut quality needs the rendered cuts and stays with `clipforge eval`.
 
 Cost: process CPU seconds to embed the sources' sentences, per hour of source.
@@ -38,7 +38,7 @@ from clipforge import semantic, signals  # noqa: E402
 from clipforge.analysis import analyse_audio  # noqa: E402
 from clipforge.config import load_settings  # noqa: E402
 from clipforge.errors import NoHighlightsError  # noqa: E402
-from clipforge.evaluate import inside_share  # noqa: E402
+from clipforge.evaluate import score_case  # noqa: E402
 from clipforge.identity import file_sha256  # noqa: E402
 from clipforge.probe import probe  # noqa: E402
 from clipforge.visual import visual_track  # noqa: E402
@@ -86,14 +86,15 @@ def run_model(name: str, model: str, sets: list[dict[str, Any]], show: bool
                 picks = sel.select(ctx, params, prompt=case["prompt"])
             except NoHighlightsError:
                 picks = []
-            exp = (float(case["expected"][0]), float(case["expected"][1]))
             spans = [(p.cut_in_us / 1e6, p.cut_out_us / 1e6) for p in picks]
-            hits = [inside_share(s, exp) >= 0.5 for s in spans]
-            row = {"set": st["name"], "id": case["id"], "hit1": bool(hits[:1] and hits[0]),
-                   "hit3": any(hits[:3]),
-                   "precision": round(inside_share(spans[0], exp), 4) if spans else 0.0,
+            # scored by clipforge eval's own function, on the highlights an EDL would hold
+            sc = score_case(case, {"segments": [], "highlights": [
+                {"start": a, "end": b, "text": p.candidate.text}
+                for (a, b), p in zip(spans, picks, strict=True)]}, [])
+            row = {"set": st["name"], "id": case["id"], "hit1": sc.hit1, "hit3": sc.hit3,
+                   "precision": round(sc.overlap, 4),
                    "top_s": round(spans[0][1] - spans[0][0], 3) if spans else 0.0,
-                   "top_text": picks[0].candidate.text if picks else ""}
+                   "top_text": sc.top_text}
             rows.append(row)
             if show:
                 print(f"  {name[:18]:18s} {row['id']:22s} {'HIT ' if row['hit1'] else 'miss'} "
