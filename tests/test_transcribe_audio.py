@@ -116,8 +116,10 @@ def test_recognition_workers_share_out_the_cores() -> None:
 
 
 def test_bounded_memory_spectrogram_equals_the_library_one(public_episode) -> None:
-    """The sliced log-mel spectrogram is the library's, number for number, on real speech
-    of several lengths (slices, a merged remainder, a single slice)."""
+    """The sliced log-mel spectrogram is the library's on real speech of several lengths
+    (slices, a merged remainder, a single slice): number for number on some CPUs, within
+    a float32 rounding step of the mel matrix product on others (its BLAS kernel rounds
+    a column by where it falls in the matrix: seen on an AMD EPYC, 1.2e-7 at most)."""
     import numpy as np
     from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -127,6 +129,9 @@ def test_bounded_memory_spectrogram_equals_the_library_one(public_episode) -> No
     library = FeatureExtractor(feature_size=80)
     for seconds, size in ((148, 6000), (61, 6000), (95.5, 3000), (40, 997), (7, 6000)):
         piece = samples[: int(seconds * 16_000)]
-        assert np.array_equal(ChunkedFeatures(library, size)(piece), library(piece)), seconds
+        ours, theirs = ChunkedFeatures(library, size)(piece), library(piece)
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, seconds
+        assert float(np.max(np.abs(ours - theirs))) <= 4 * float(np.finfo(np.float32).eps), \
+            seconds
     model = load_model(Settings())
     assert isinstance(model.feature_extractor, ChunkedFeatures)
