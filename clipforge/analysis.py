@@ -45,6 +45,7 @@ from .transcribe import (
     resolve_model,
     transcribe_piece,
 )
+from .wordtimes import refine_words
 
 PIECE_S = 600
 SEARCH_S = 30
@@ -205,9 +206,14 @@ def analyse_audio(
         words = merge_channel_words(heard)
     else:
         words = sorted(heard[0], key=lambda w: (w.start_us, w.end_us))
+    audio_signals = acc.finish()
+    duration = s_to_us(total / SAMPLE_RATE)
+    # word edges the envelope contradicts (a word run on into a pause, a pause between
+    # two "touching" words) move to where the speech is heard: cuts go in those pauses
+    words = list(refine_words(words, audio_signals.fine_db, duration))
     transcript = Transcript(words=tuple(words), language=language,
-                            duration_us=s_to_us(total / SAMPLE_RATE),
+                            duration_us=duration,
                             model=resolve_model(settings),
                             channels=layout.channels if layout.split else 1,
                             channel_note=layout.note)
-    return transcript, acc.finish()
+    return transcript, audio_signals

