@@ -107,8 +107,103 @@ def load_model(settings: Settings) -> Any:
                     "CLIPFORGE_WHISPER_MODEL to a local CTranslate2 Whisper model directory, "
                     "or unset it to use the bundled tiny.en model."
                 ) from exc
-            asr_features.install(_models[key])  # same numbers, bounded memory
+            asr_features.install(_models[key])  # the library's numbers, bounded memory
         return _models[key]
+
+
+GAP_FILL_MIN_US = 2_000_000  # detected speech no word covers for this long is heard again
+COVER_PAD_US = 500_000  # a word covers the speech this far either side of it
+GAP_FILL_PAD_US = 300_000  # audio either side of such a stretch given with it
+GAP_NO_SPEECH = 0.6  # a re-heard segment this likely to be no speech is dropped
+GAP_MIN_LOGPROB = -1.0  # ... and so is one the model is this unsure of
+GAP_MAX_COMPRESSION = 2.4  # ... and one that repeats itself (a decoding loop)
+
+
+def uncovered_speech(speech: Sequence[tuple[int, int]], words: Sequence[Word],
+                     min_us: int = GAP_FILL_MIN_US, pad_us: int = COVER_PAD_US
+                     ) -> list[tuple[int, int]]:
+    """Stretches (us) of detected ``speech`` that no word (widened by ``pad_us``) covers,
+    at least ``min_us`` long, in time order."""
+    covered = sorted((w.start_us - pad_us, w.end_us + pad_us) for w in words)
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(speech):
+        t = a
+        for c0, c1 in covered:
+            if c1 <= t or c0 >= b:
+                continue
+            if c0 > t and c0 - t >= min_us:
+                out.append((t, c0))
+            t = max(t, c1)
+            if t >= b:
+                break
+        if b - t >= min_us:
+            out.append((t, b))
+    return out
+
+
+def _recognise(model: Any, samples: np.ndarray, settings: Settings, offset_us: int,
+               progress: Callable[[int], None] | None, *, strict: bool = False
+               ) -> tuple[list[Word], str]:
+    segments, info = model.transcribe(
+        samples,
+        language=settings.whisper_language,
+        beam_size=settings.whisper_beam_size,
+        vad_filter=settings.whisper_vad,
+        word_timestamps=True,
+        condition_on_previous_text=False,
+        temperature=0.0,
+    )
+    words: list[Word] = []
+    # `segments` is a generator: materialise it here, inside the step that owns it.
+    for seg in segments:
+        if strict and (seg.no_speech_prob > GAP_NO_SPEECH
+                       or seg.avg_logprob < GAP_MIN_LOGPROB
+                       or seg.compression_ratio > GAP_MAX_COMPRESSION):
+            continue
+        for w in seg.words or ():
+            text = w.word.strip()
+            if not text:
+                continue
+            start = offset_us + s_to_us(float(w.start))
+            end = offset_us + s_to_us(float(w.end))
+            words.append(Word(start, max(end, start + 1), text, round(float(w.probability), 4)))
+        if progress is not None:
+            progress(offset_us + s_to_us(float(seg.end)))
+    return words, str(info.language)
+
+
+def _speech_spans(samples: np.ndarray) -> list[tuple[int, int]]:
+    """Where the voice-activity model (Silero, as the recogniser's own filter) hears
+    speech, in us from the start of ``samples``."""
+    from faster_whisper.vad import get_speech_timestamps
+
+    return [(s_to_us(t["start"] / SAMPLE_RATE), s_to_us(t["end"] / SAMPLE_RATE))
+            for t in get_speech_timestamps(samples)]
+
+
+def fill_gaps(model: Any, samples: np.ndarray, settings: Settings, words: list[Word],
+              offset_us: int) -> list[Word]:
+    """Speech the recogniser skipped, heard again on its own.
+
+    Whisper decodes 30 s windows; when it ends a window's text early (a song after
+    speech, a change of voice or noise), the rest of that window is skipped without a
+    word. Each stretch of at least ``GAP_FILL_MIN_US`` that the voice-activity model
+    calls speech and no word covers is transcribed again by itself (with
+    ``GAP_FILL_PAD_US`` either side); its words are kept when their segment is neither
+    likely silence nor a guess (``GAP_NO_SPEECH``, ``GAP_MIN_LOGPROB``) and they fall
+    inside the stretch. A segment that repeats itself (``GAP_MAX_COMPRESSION``, whisper's
+own limit for a decoding loop) is dropped too."""
+    relative = [Word(w.start_us - offset_us, w.end_us - offset_us, w.text, w.probability)
+                for w in words]
+    added: list[Word] = []
+    for a, b in uncovered_speech(_speech_spans(samples), relative):
+        lo = max(0, a - GAP_FILL_PAD_US)
+        hi = b + GAP_FILL_PAD_US
+        piece = samples[lo * SAMPLE_RATE // 1_000_000:hi * SAMPLE_RATE // 1_000_000]
+        got, _lang = _recognise(model, piece, settings, offset_us + lo, None, strict=True)
+        added.extend(w for w in got
+                     if offset_us + a <= (w.start_us + w.end_us) // 2 <= offset_us + b)
+    return sorted(words + added, key=lambda w: (w.start_us, w.end_us))
 
 
 def transcribe_piece(
@@ -122,39 +217,23 @@ def transcribe_piece(
     """Words of one piece of 16 kHz mono audio, their times shifted by ``offset_us``.
 
     ``progress`` gets the absolute time (us) reached after each recognised segment.
-    Returns the words and the detected (or configured) language.
+    Returns the words and the detected (or configured) language. With the
+    voice-activity filter on, speech the first pass skipped is heard again
+    (:func:`fill_gaps`).
     """
     if samples.size == 0:
         return [], settings.whisper_language or ""
     model = load_model(settings)
     try:
-        segments, info = model.transcribe(
-            samples,
-            language=settings.whisper_language,
-            beam_size=settings.whisper_beam_size,
-            vad_filter=settings.whisper_vad,
-            word_timestamps=True,
-            condition_on_previous_text=False,
-            temperature=0.0,
-        )
-        words: list[Word] = []
-        # `segments` is a generator: materialise it here, inside the step that owns it.
-        for seg in segments:
-            for w in seg.words or ():
-                text = w.word.strip()
-                if not text:
-                    continue
-                start = offset_us + s_to_us(float(w.start))
-                end = offset_us + s_to_us(float(w.end))
-                words.append(Word(start, max(end, start + 1), text, round(float(w.probability), 4)))
-            if progress is not None:
-                progress(offset_us + s_to_us(float(seg.end)))
+        words, language = _recognise(model, samples, settings, offset_us, progress)
+        if settings.whisper_vad:
+            words = fill_gaps(model, samples, settings, words, offset_us)
     except Exception as exc:
         raise TranscriptionError(
             f"{source or 'audio'}: speech recognition failed ({exc}). Check the audio stream "
             "with `clipforge probe`, or try another model via CLIPFORGE_WHISPER_MODEL."
         ) from exc
-    return words, str(info.language)
+    return words, language
 
 
 def transcribe(
@@ -172,8 +251,13 @@ def transcribe(
         if progress is not None and duration_us:
             progress(min(1.0, t_us / duration_us))
 
+    from .signals import fine_envelope
+    from .wordtimes import refine_words
+
     words, language = transcribe_piece(samples, settings, source=source, progress=report)
     words.sort(key=lambda w: (w.start_us, w.end_us))
+    # as the streaming analysis does: word edges the envelope contradicts move
+    words = list(refine_words(words, fine_envelope(samples), duration_us))
     return Transcript(words=tuple(words), language=language, duration_us=duration_us,
                       model=name)
 
