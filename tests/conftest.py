@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,6 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CLIPFORGE_SHARED", REPO.parent / "shared")).resolve()
 MEDIA = SHARED / "media"
 EVAL = SHARED / "eval"
+
+# A suite started in the background by a shell without job control (`make test &`, CI
+# wrappers, nohup) inherits SIGINT ignored, and so would every clipforge process it
+# starts: the Ctrl-C tests would send an interrupt nobody hears. A Python handler here is
+# reset to the default on exec, so the processes the tests start hear Ctrl-C again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def media(name: str) -> Path:
