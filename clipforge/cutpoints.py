@@ -54,7 +54,8 @@ def parse_rate(rate: str) -> Fraction | None:
     return value if value > 0 else None
 
 
-def _fine_grid(lo_us: int, hi_us: int) -> list[int]:
+def fine_grid(lo_us: int, hi_us: int) -> list[int]:
+    """The points of the 10 ms envelope grid in [lo, hi] (integer us)."""
     first = -(-lo_us // FINE_HOP_US) * FINE_HOP_US
     return list(range(first, hi_us + 1, FINE_HOP_US))
 
@@ -93,14 +94,14 @@ def _walk(edge_us: int, stop_us: int) -> list[int]:
     """The edge, then the 10 ms grid from it towards ``stop_us`` (at most
     ``MAX_EXTEND_US``, never reaching ``stop_us``)."""
     if stop_us > edge_us:
-        return [edge_us] + _fine_grid(edge_us + 1, min(stop_us - 1, edge_us + MAX_EXTEND_US))
-    return [edge_us] + _fine_grid(max(stop_us + 1, edge_us - MAX_EXTEND_US), edge_us - 1)[::-1]
+        return [edge_us] + fine_grid(edge_us + 1, min(stop_us - 1, edge_us + MAX_EXTEND_US))
+    return [edge_us] + fine_grid(max(stop_us + 1, edge_us - MAX_EXTEND_US), edge_us - 1)[::-1]
 
 
 def _word_level(fine_db: np.ndarray, edge_us: int, forward: bool) -> float:
     """A word's level: its loudest 20 ms within ``WORD_EDGE_US`` inside its edge."""
-    span = _fine_grid(edge_us - WORD_EDGE_US, edge_us) if forward else \
-        _fine_grid(edge_us, edge_us + WORD_EDGE_US)
+    span = fine_grid(edge_us - WORD_EDGE_US, edge_us) if forward else \
+        fine_grid(edge_us, edge_us + WORD_EDGE_US)
     return max([level(fine_db, t) for t in span] + [level(fine_db, edge_us)])
 
 
@@ -146,7 +147,7 @@ def quietest(fine_db: np.ndarray, lo_us: int, hi_us: int, prefer_us: int,
     if fine_db.size == 0 or hi_us < lo_us:
         return prefer if hi_us >= lo_us else lo_us  # no envelope: the padded cut, as before
     frames = set(_frames(lo_us, hi_us, fps)) if fps is not None else set()
-    points = sorted(set(_fine_grid(lo_us, hi_us)) | frames) or [lo_us, hi_us]
+    points = sorted(set(fine_grid(lo_us, hi_us)) | frames) or [lo_us, hi_us]
     levels = [level(fine_db, t) for t in points]
     floor = min(levels)
     near = [t for t, v in zip(points, levels, strict=True) if v <= floor + TIE_DB]

@@ -17,9 +17,10 @@ speech from pause (the word is ``MIN_CONTRAST_DB`` louder than the quiet):
   is not this word), when that takes at least ``MIN_TRIM_US`` off it; the floor is the
   quietest 20 ms of the word and the gap after (before) it, the word level its loudest;
 - **hidden pause**: at a boundary where two words touch or nearly touch (a transcript gap
-  under ``cutpoints``' pause length), a run of at least ``MIN_PAUSE_US`` under the
-  threshold within ``SEARCH_US`` of the boundary becomes the gap between them: the word
-  before ends where the run starts, the word after starts where it ends.
+  under ``MIN_PAUSE_US``, the pause length :mod:`clipforge.pauses` uses too), a run of
+  at least ``MIN_PAUSE_US`` under the threshold within ``SEARCH_US`` of the boundary
+  becomes the gap between them: the word before ends where the run starts, the word
+  after starts where it ends.
 
 Every word keeps at least ``MIN_WORD_US`` (a shorter word is left alone) and the order
 of words never changes; a word grows only up to a hidden pause next to it. Pure and
@@ -33,7 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .cutpoints import level
+from .cutpoints import fine_grid, level
 from .signals import FINE_HOP_US
 from .transcribe import Word
 
@@ -47,13 +48,20 @@ DB_MIN = -1000.0
 GAP_REACH_US = 1_000_000  # how far past a word its gap is looked at for the floor
 
 
-def _grid(lo_us: int, hi_us: int) -> list[int]:
-    first = -(-lo_us // FINE_HOP_US) * FINE_HOP_US
-    return list(range(first, hi_us + 1, FINE_HOP_US))
+class _Levels:
+    """:func:`clipforge.cutpoints.level` on the envelope grid, each point computed once
+    per refinement (a word's points, its gaps and the hidden-pause search overlap)."""
 
+    def __init__(self, fine_db: np.ndarray) -> None:
+        self.fine_db = fine_db
+        self._memo: dict[int, float] = {}
 
-def _levels(fine_db: np.ndarray, points: Sequence[int]) -> list[float]:
-    return [level(fine_db, t) for t in points]
+    def __call__(self, points: Sequence[int]) -> list[float]:
+        memo = self._memo
+        for t in points:
+            if t not in memo:
+                memo[t] = level(self.fine_db, t)
+        return [memo[t] for t in points]
 
 
 def _threshold(word_db: float, floor_db: float) -> float | None:
@@ -83,22 +91,22 @@ def _pause_after_peak(points: Sequence[int], values: Sequence[float], limit: flo
     return None
 
 
-def _trim(fine_db: np.ndarray, w: Word, gap_us: int, *, at_end: bool) -> int:
+def _trim(levels: _Levels, w: Word, gap_us: int, *, at_end: bool) -> int:
     """The word's end (``at_end``) or start, moved in past an overhang (module docstring);
     ``gap_us``: where the gap on that side ends (the neighbouring word's edge)."""
     edge = w.end_us if at_end else w.start_us
     if w.end_us - w.start_us < MIN_WORD_US:
         return edge
-    points = _grid(w.start_us, w.end_us)
+    points = fine_grid(w.start_us, w.end_us)
     if len(points) < 2:
         return edge
     if at_end:
-        gap = _grid(w.end_us, min(gap_us, w.end_us + GAP_REACH_US))
+        gap = fine_grid(w.end_us, min(gap_us, w.end_us + GAP_REACH_US))
     else:
-        gap = _grid(max(gap_us, w.start_us - GAP_REACH_US), w.start_us)
+        gap = fine_grid(max(gap_us, w.start_us - GAP_REACH_US), w.start_us)
         points = points[::-1]  # walk from the word's end towards its start
-    values = _levels(fine_db, points)
-    limit = _threshold(max(values), min(values + _levels(fine_db, gap)))
+    values = levels(points)
+    limit = _threshold(max(values), min(values + levels(gap)))
     if limit is None:
         return edge
     k = _pause_after_peak(points, values, limit, FINE_HOP_US if at_end else -FINE_HOP_US)
@@ -111,17 +119,17 @@ def _trim(fine_db: np.ndarray, w: Word, gap_us: int, *, at_end: bool) -> int:
     return moved if moved - w.start_us >= MIN_TRIM_US else edge
 
 
-def _hidden_pause(fine_db: np.ndarray, a: Word, b: Word) -> tuple[int, int] | None:
+def _hidden_pause(levels: _Levels, a: Word, b: Word) -> tuple[int, int] | None:
     """The pause between touching words ``a`` and ``b`` the envelope hears, or None."""
     boundary = (a.end_us + b.start_us) // 2
     lo = max(a.start_us + MIN_WORD_US, boundary - SEARCH_US)
     hi = min(b.end_us - MIN_WORD_US, boundary + SEARCH_US)
-    points = _grid(lo, hi)
+    points = fine_grid(lo, hi)
     if len(points) < 2:
         return None
-    values = _levels(fine_db, points)
-    word_a = max(_levels(fine_db, _grid(a.start_us, a.end_us)) or [DB_MIN])
-    word_b = max(_levels(fine_db, _grid(b.start_us, b.end_us)) or [DB_MIN])
+    values = levels(points)
+    word_a = max(levels(fine_grid(a.start_us, a.end_us)) or [DB_MIN])
+    word_b = max(levels(fine_grid(b.start_us, b.end_us)) or [DB_MIN])
     limit = _threshold(min(word_a, word_b), min(values))
     if limit is None:
         return None
@@ -145,27 +153,28 @@ def _hidden_pause(fine_db: np.ndarray, a: Word, b: Word) -> tuple[int, int] | No
     return s, e
 
 
-def refine_words(words: Sequence[Word], fine_db: np.ndarray, duration_us: int,
-                 min_gap_us: int = MIN_PAUSE_US) -> tuple[Word, ...]:
+def refine_words(words: Sequence[Word], fine_db: np.ndarray, duration_us: int
+                 ) -> tuple[Word, ...]:
     """``words`` (in time order) with the edges the envelope contradicts moved (module
     docstring). No envelope: unchanged."""
     if fine_db.size == 0 or not words:
         return tuple(words)
+    levels = _Levels(fine_db)
     out = list(words)
     # hidden pauses first: they turn a touching boundary into a gap the trims then see
     for i in range(len(out) - 1):
         a, b = out[i], out[i + 1]
-        if b.start_us - a.end_us >= min_gap_us or b.start_us < a.end_us - FINE_HOP_US:
+        if b.start_us - a.end_us >= MIN_PAUSE_US or b.start_us < a.end_us - FINE_HOP_US:
             continue
-        found = _hidden_pause(fine_db, a, b)
+        found = _hidden_pause(levels, a, b)
         if found is not None:
             out[i] = replace(a, end_us=found[0])
             out[i + 1] = replace(b, start_us=found[1])
     for i, w in enumerate(out):
         nxt = out[i + 1].start_us if i + 1 < len(out) else duration_us
         prv = out[i - 1].end_us if i > 0 else 0
-        end = _trim(fine_db, w, max(nxt, w.end_us), at_end=True)
-        start = _trim(fine_db, replace(w, end_us=end), min(prv, w.start_us), at_end=False)
+        end = _trim(levels, w, max(nxt, w.end_us), at_end=True)
+        start = _trim(levels, replace(w, end_us=end), min(prv, w.start_us), at_end=False)
         if (start, end) != (w.start_us, w.end_us):
             out[i] = replace(w, start_us=start, end_us=end)
     return tuple(out)
