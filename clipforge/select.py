@@ -204,7 +204,7 @@ def _speech_rate_ref(text: TextAnalysis) -> float:
 
 
 def score_window(ctx: Context, first: Sentence, last: Sentence, sents: list[Sentence],
-           chunk: Chunk) -> Candidate | None:
+                 chunk: Chunk) -> Candidate | None:
     w0, w1 = first.first_word, last.last_word
     window = ctx.text.stems[w0 : w1 + 1]
     if not window:

@@ -193,16 +193,14 @@ def fill_gaps(model: Any, samples: np.ndarray, settings: Settings, words: list[W
     likely silence nor a guess (``GAP_NO_SPEECH``, ``GAP_MIN_LOGPROB``) and they fall
     inside the stretch. A segment that repeats itself (``GAP_MAX_COMPRESSION``, whisper's
 own limit for a decoding loop) is dropped too."""
-    relative = [Word(w.start_us - offset_us, w.end_us - offset_us, w.text, w.probability)
-                for w in words]
+    speech = [(a + offset_us, b + offset_us) for a, b in _speech_spans(samples)]
     added: list[Word] = []
-    for a, b in uncovered_speech(_speech_spans(samples), relative):
-        lo = max(0, a - GAP_FILL_PAD_US)
-        hi = b + GAP_FILL_PAD_US
+    for a, b in uncovered_speech(speech, words):
+        lo = max(0, a - offset_us - GAP_FILL_PAD_US)  # into ``samples``
+        hi = b - offset_us + GAP_FILL_PAD_US
         piece = samples[lo * SAMPLE_RATE // 1_000_000:hi * SAMPLE_RATE // 1_000_000]
         got, _lang = _recognise(model, piece, settings, offset_us + lo, None, strict=True)
-        added.extend(w for w in got
-                     if offset_us + a <= (w.start_us + w.end_us) // 2 <= offset_us + b)
+        added.extend(w for w in got if a <= (w.start_us + w.end_us) // 2 <= b)
     return sorted(words + added, key=lambda w: (w.start_us, w.end_us))
 
 
