@@ -50,9 +50,9 @@ sys.path.insert(0, str(REPO))
 
 from clipforge.audio import decode_mono_16k  # noqa: E402
 from clipforge.config import load_settings  # noqa: E402
+from clipforge.edges import keyword_score, keyword_weights  # noqa: E402
 from clipforge.identity import file_sha256  # noqa: E402
 from clipforge.select import (  # noqa: E402
-    KEYWORD_FULL_DENSITY,
     SEMANTIC_FLOOR,
     SEMANTIC_SPAN,
     window_cosine,
@@ -217,14 +217,13 @@ def evaluate(sets: list[dict[str, Any]], encode: Callable[[list[str]], np.ndarra
         for case in st["cases"]:
             pv = encode([case["prompt"]])[0]
             sent_cos = (emb @ pv).astype(np.float64)
-            keys = set(prompt_keywords(case["prompt"]))
+            kw_weights = keyword_weights(sents, stems, frozenset(prompt_keywords(case["prompt"])))
             exp = (float(case["expected"][0]), float(case["expected"][1]))
             scored: list[tuple[float, float, tuple[float, float]]] = []
             for i, j in wins:
                 cos = window_cosine(sent_cos[i:j + 1], weights[i:j + 1])
                 win = stems[sents[i].first_word:sents[j].last_word + 1]
-                kw = min(1.0, (sum(s in keys for s in win) / max(1, len(win)))
-                         / KEYWORD_FULL_DENSITY)
+                kw, _ = keyword_score(win, kw_weights)
                 sem = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
                 span = (sents[i].start_us / 1e6, sents[j].end_us / 1e6)
                 scored.append((cos, 1 - (1 - kw) * (1 - sem), span))

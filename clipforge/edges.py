@@ -2,6 +2,13 @@
 
 - ``sentence_relevance``: the window formula applied to one sentence,
   ``1 - (1 - keyword)(1 - semantic)`` (same constants as :mod:`clipforge.select`);
+- ``keyword_weights`` / ``keyword_score``: the keyword part of that formula. The density
+  of prompt stems in the span (full at 0.2) is scaled by how much of the prompt it covers,
+  ``COVERAGE_BASE + (1 - COVERAGE_BASE) x coverage``, where coverage is the share of the
+  prompt's keywords present, each weighted by its inverse sentence frequency in this
+  source (``ln(1 + N / (1 + df))``; keywords the source never says are left out). Two
+  common prompt words in a short line no longer score as high as the line that says most
+  of the prompt, its rare words included;
 - ``trimmable``: a window whose first or last sentence does not answer the prompt —
   relevance under ``max(EDGE_ABS, EDGE_REL x the window's best sentence)`` — is dropped
   when the window without that sentence still lasts ``min_clip``: that shorter window
@@ -12,7 +19,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +30,7 @@ from .text import Sentence
 KEYWORD_FULL_DENSITY = 0.2
 SEMANTIC_FLOOR = 0.1
 SEMANTIC_SPAN = 0.5
+COVERAGE_BASE = 0.5
 EDGE_ABS = 0.1
 EDGE_REL = 0.4
 
@@ -35,15 +44,40 @@ def sentence_cosines(embeddings: np.ndarray, prompt_vec: np.ndarray | None) -> n
     return (embeddings @ prompt_vec).astype(np.float64)
 
 
+def keyword_weights(sentences: Sequence[Sentence], stems: Sequence[str],
+                    keywords: frozenset[str]) -> dict[str, float]:
+    """The weight of each prompt keyword the source says, summing to 1: its inverse
+    sentence frequency in the source, ``ln(1 + N / (1 + df))``. Keywords the source never
+    says are left out: no window can say them, so they would only scale every window's
+    score down alike (and a misheard word would then cap what the rest can score)."""
+    df = dict.fromkeys(keywords, 0)
+    for s in sentences:
+        for k in set(stems[s.first_word : s.last_word + 1]) & keywords:
+            df[k] += 1
+    n = len(sentences)
+    idf = {k: math.log(1.0 + n / (1.0 + df[k])) for k in sorted(keywords) if df[k]}
+    total = sum(idf.values())
+    return {k: v / total for k, v in idf.items()}
+
+
+def keyword_score(window: Sequence[str], weights: Mapping[str, float]) -> tuple[float, list[str]]:
+    """(keyword relevance in [0, 1], the window's stems that are prompt keywords)."""
+    hits = [x for x in window if x in weights]
+    if not hits:
+        return 0.0, hits
+    density = min(1.0, len(hits) / len(window) / KEYWORD_FULL_DENSITY)
+    coverage = min(1.0, sum(weights[k] for k in sorted(set(hits))))
+    return density * (COVERAGE_BASE + (1.0 - COVERAGE_BASE) * coverage), hits
+
+
 def sentence_relevance(sentences: Sequence[Sentence], stems: Sequence[str],
-                       cosines: np.ndarray, keywords: frozenset[str]) -> tuple[float, ...]:
+                       cosines: np.ndarray, weights: Mapping[str, float]) -> tuple[float, ...]:
     """Each sentence's own text relevance in [0, 1] (rounded to 1e-6); ``cosines`` from
-    :func:`sentence_cosines` (empty: keywords only)."""
+    :func:`sentence_cosines` (empty: keywords only); ``weights`` from
+    :func:`keyword_weights`."""
     out = []
     for s in sentences:
-        window = stems[s.first_word : s.last_word + 1]
-        density = sum(x in keywords for x in window) / max(1, len(window))
-        kw = min(1.0, density / KEYWORD_FULL_DENSITY)
+        kw, _ = keyword_score(stems[s.first_word : s.last_word + 1], weights)
         sem = 0.0
         if cosines.size:
             cos = float(cosines[s.index])

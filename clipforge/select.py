@@ -7,8 +7,11 @@ snapped to the gaps between words. The exact formula is in the README ("Selectio
 Per window (1..n consecutive sentences lasting ``min_clip``..``max_clip``; a sentence
 of over 40 words is split into its clauses first, :func:`clipforge.text.split_clauses`):
 
-- ``keyword = min(1, keyword_density / 0.2)`` where ``keyword_density`` is the share of
-  the window's words whose stem is one of the prompt's content stems;
+- ``keyword = min(1, keyword_density / 0.2) x (0.5 + 0.5 coverage)`` where
+  ``keyword_density`` is the share of the window's words whose stem is one of the
+  prompt's content stems, and ``coverage`` the share of the prompt's stems (those the
+  source says, weighted by inverse sentence frequency) that the window says
+  (:func:`clipforge.edges.keyword_score`);
 - ``semantic = clip((cos(prompt, window) - 0.1) / 0.5, 0, 1)``: cosine similarity of
   MiniLM sentence embeddings, the window's cosine being the word-weighted mean of its
   sentences' cosines (:func:`window_cosine`);
@@ -20,7 +23,7 @@ of over 40 words is split into its clauses first, :func:`clipforge.text.split_cl
   best frame-to-prompt match of an image-text model when one is configured);
 - ``score = text x (0.6 + 0.4 delivery) x (0.85 + 0.15 visual)`` (no visual term without
   video). With neither embeddings nor extra signals this reduces to the seed rule
-  ``keyword_density x audio_energy`` up to constant factors.
+  ``keyword_density x audio_energy`` up to constant factors (and the coverage term).
 
 The merge is a pure function of the candidate set: candidates are pooled across chunks,
 identical windows collapse to one, then they are ordered by (score desc, start asc,
@@ -31,7 +34,7 @@ target; candidates scoring under ``min_relative`` of the best are never taken.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,11 +59,11 @@ from .transcribe import Transcript, Word
 
 SCORE_RULE = (
     "text*(0.6+0.4*delivery)*(0.85+0.15*visual); text=1-(1-keyword)*(1-semantic); "
-    "keyword=min(1,keyword_density/0.2); semantic=clip((cos-0.1)/0.5,0,1), "
+    "keyword=min(1,keyword_density/0.2)*(0.5+0.5*coverage), coverage=idf-weighted share "
+    "of the prompt stems the source says; semantic=clip((cos-0.1)/0.5,0,1), "
     "cos=word-weighted mean of the sentence cosines; "
     "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
 )
-KEYWORD_FULL_DENSITY = 0.2
 SEMANTIC_FLOOR = 0.1
 SEMANTIC_SPAN = 0.5
 MIN_TEXT_RELEVANCE = 0.05
@@ -193,6 +196,8 @@ class Context:
     topic: tuple[int, ...] = ()  # per sentence: topic number (TextTiling; all 0 without)
     weights: ScoreWeights = DEFAULT_WEIGHTS  # the scoring weights in force (feedback loop)
     cosines: np.ndarray | None = None  # per sentence: cosine with the prompt (None: none)
+    # per prompt keyword: its share of the prompt by inverse sentence frequency
+    keyword_weights: Mapping[str, float] = field(default_factory=dict)
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -209,9 +214,8 @@ def score_window(ctx: Context, first: Sentence, last: Sentence, sents: list[Sent
     window = ctx.text.stems[w0 : w1 + 1]
     if not window:
         return None
-    hits = [s for s in window if s in ctx.keywords]
+    keyword, hits = edges.keyword_score(window, ctx.keyword_weights)
     density = len(hits) / len(window)
-    keyword = min(1.0, density / KEYWORD_FULL_DENSITY)
     semantic = 0.0
     if ctx.cosines is not None:
         weights = np.array([s.last_word - s.first_word + 1 for s in sents], dtype=np.float64)
@@ -307,11 +311,12 @@ def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignal
                   weights: ScoreWeights = DEFAULT_WEIGHTS) -> Context:
     keywords = frozenset(prompt_keywords(prompt))
     cosines = edges.sentence_cosines(text.embeddings, prompt_vec)
+    kw_weights = edges.keyword_weights(text.sentences, text.stems, keywords)
     return Context(transcript, text, audio, keywords, prompt_vec,
                    visual, _speech_rate_ref(text), image_text_vec,
-                   edges.sentence_relevance(text.sentences, text.stems, cosines, keywords),
+                   edges.sentence_relevance(text.sentences, text.stems, cosines, kw_weights),
                    edges.sentence_topics(text.sentences, text.embeddings), weights,
-                   cosines if cosines.size else None)
+                   cosines if cosines.size else None, kw_weights)
 
 
 def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:

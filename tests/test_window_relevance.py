@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 from test_select import S, flat_audio, transcript_from
 
+from clipforge.edges import keyword_score
 from clipforge.select import (
     SelectionParams,
     TextAnalysis,
     analyse_text,
     build_context,
+    candidates,
     select,
     window_cosine,
     word_stems,
@@ -165,3 +167,37 @@ def test_the_picks_hold_when_word_times_move_by_a_frame() -> None:
             moved.append(Word(w.start_us + d, w.end_us + d, w.text, w.probability))
         tr = Transcript(tuple(moved), base.language, base.duration_us, base.model)
         assert picks(tr) == want
+
+
+def test_the_line_that_says_most_of_the_prompt_beats_two_common_words() -> None:
+    """Two of the prompt's words, common in this source, in a short line used to score as
+    a full keyword match (density over 0.2), tying the line that says the whole prompt;
+    the tie went to the earlier line. Coverage weighted by rarity now decides."""
+    tr = transcript_from([(0, "We include copies of everything we make."),
+                          (8, "Nobody wanted the copies anyway, honestly."),
+                          (16, "They sold copies at the market every week."),
+                          (24, "The copyright notice must be included in all copies.")])
+    prompt = "the copyright notice must be included in all copies"
+    ctx = build_context(tr, analyse_text(tr, None), flat_audio(40), prompt, None)
+    w = ctx.keyword_weights
+    assert abs(sum(w.values()) - 1.0) < 1e-9
+    assert w["copyright"] > w["includ"] > w["cop"]  # said once, twice, four times
+    picks = select(ctx, SelectionParams.for_target(60, clips=1), prompt=prompt)
+    top = picks[0].candidate
+    assert top.text == "The copyright notice must be included in all copies."
+    others = [c for c in candidates(ctx, SelectionParams.for_target(60, clips=1))
+              if c.text.startswith("We include copies")]
+    assert others and max(c.score for c in others) < top.score
+
+
+def test_keyword_weights_leave_out_words_the_source_never_says() -> None:
+    """A misheard or absent prompt word gets no weight: the words that are there can still
+    make a full match, and the scores do not all shrink alike."""
+    tr = transcript_from([(0, "the harder you work the smarter you get")])
+    text = analyse_text(tr, None)
+    ctx = build_context(tr, text, flat_audio(10), "rap about working harder banana", None)
+    assert set(ctx.keyword_weights) == {"work", "hard"}
+    assert set(ctx.keywords) == {"rap", "work", "hard", "banana"}
+    kw, hits = keyword_score(text.stems, ctx.keyword_weights)
+    assert sorted(hits) == ["hard", "work"] and kw == 1.0
+    assert build_context(tr, text, flat_audio(10), "bananas", None).keyword_weights == {}
