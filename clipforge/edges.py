@@ -35,13 +35,21 @@ EDGE_ABS = 0.1
 EDGE_REL = 0.4
 
 
-def sentence_cosines(embeddings: np.ndarray, prompt_vec: np.ndarray | None) -> np.ndarray:
-    """Each sentence's cosine with the prompt (embeddings are L2-normalised); empty
-    without embeddings or a prompt vector. Computed once per prompt: a window's cosine
-    is their word-weighted mean (:func:`clipforge.select.window_cosine`)."""
+def sentence_cosines(embeddings: np.ndarray, prompt_vec: np.ndarray | None,
+                     part_embeddings: np.ndarray | None = None,
+                     part_owner: Sequence[int] = ()) -> np.ndarray:
+    """Each sentence's cosine with the prompt (embeddings are L2-normalised): the larger
+    of the whole sentence's and its best clause's (``part_embeddings``, one row per
+    clause, ``part_owner`` its sentence); empty without embeddings or a prompt vector.
+    Computed once per prompt: a window's cosine is their word-weighted mean
+    (:func:`clipforge.select.window_cosine`)."""
     if prompt_vec is None or embeddings.ndim != 2 or embeddings.shape[1] == 0:
         return np.zeros(0, dtype=np.float32)
-    return (embeddings @ prompt_vec).astype(np.float64)
+    cos = (embeddings @ prompt_vec).astype(np.float64)
+    if part_embeddings is not None and len(part_owner):
+        owner = np.asarray(part_owner, dtype=np.int64)
+        np.maximum.at(cos, owner, (part_embeddings @ prompt_vec).astype(np.float64))
+    return cos
 
 
 def keyword_weights(sentences: Sequence[Sentence], stems: Sequence[str],

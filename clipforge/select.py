@@ -14,7 +14,8 @@ of over 40 words is split into its clauses first, :func:`clipforge.text.split_cl
   (:func:`clipforge.edges.keyword_score`);
 - ``semantic = clip((cos(prompt, window) - 0.1) / 0.5, 0, 1)``: cosine similarity of
   MiniLM sentence embeddings, the window's cosine being the word-weighted mean of its
-  sentences' cosines (:func:`window_cosine`);
+  sentences' cosines (:func:`window_cosine`), a sentence's cosine the larger of its own
+  and its best clause's (:func:`sentence_parts`);
 - ``text = 1 - (1 - keyword) (1 - semantic)``: either kind of match is enough, both
   reinforce;
 - ``delivery = 0.45 energy + 0.2 bursts + 0.2 pitch_var + 0.15 speech_rate`` (each in
@@ -61,7 +62,7 @@ SCORE_RULE = (
     "text*(0.6+0.4*delivery)*(0.85+0.15*visual); text=1-(1-keyword)*(1-semantic); "
     "keyword=min(1,keyword_density/0.2)*(0.5+0.5*coverage), coverage=idf-weighted share "
     "of the prompt stems the source says; semantic=clip((cos-0.1)/0.5,0,1), "
-    "cos=word-weighted mean of the sentence cosines; "
+    "cos=word-weighted mean of the sentence cosines, each max(sentence, best clause); "
     "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
 )
 SEMANTIC_FLOOR = 0.1
@@ -114,16 +115,37 @@ class TextAnalysis:
     sentences: tuple[Sentence, ...]
     embeddings: np.ndarray  # (n_sentences, d) float32, L2-normalised; d=0 when disabled
     stems: tuple[str, ...]  # one per word, '' for stop words
+    # the clauses of sentences that have two or more (:func:`sentence_parts`), embedded
+    # like the sentences, and the sentence each belongs to
+    part_embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    part_owner: tuple[int, ...] = ()
+
+
+def sentence_parts(sentences: tuple[Sentence, ...], words: tuple[Word, ...]
+                   ) -> list[Sentence]:
+    """The clauses (at ``, ; : —``, each of at least CLAUSE_MIN_WORDS words) of every
+    sentence that has two or more; ``whole`` is the owning sentence's index. A sentence
+    answers the prompt as well as its best clause: a speech model often joins a relevant
+    clause to unrelated words, or mishears the words around it, and the mean embedding
+    of the whole drowns it (see :func:`clipforge.edges.sentence_cosines`)."""
+    out: list[Sentence] = []
+    for s in sentences:
+        clauses = split_clauses([s], words, split_words=0)  # each clause's whole: s.index
+        if len(clauses) > 1:
+            out.extend(clauses)
+    return out
 
 
 def analyse_text(transcript: Transcript, embed: Callable[[list[str]], np.ndarray] | None
                  ) -> TextAnalysis:
     sentences = tuple(split_clauses(split_sentences(transcript.words), transcript.words))
-    if embed is not None and sentences:
-        vectors = embed([s.text for s in sentences])
-    else:
-        vectors = np.zeros((len(sentences), 0), dtype=np.float32)
-    return TextAnalysis(sentences, vectors, tuple(word_stems(transcript.words)))
+    stems = tuple(word_stems(transcript.words))
+    if embed is None or not sentences:
+        return TextAnalysis(sentences, np.zeros((len(sentences), 0), dtype=np.float32), stems)
+    parts = sentence_parts(sentences, transcript.words)
+    vectors = embed([s.text for s in sentences] + [p.text for p in parts])  # one batch
+    return TextAnalysis(sentences, vectors[: len(sentences)], stems,
+                        vectors[len(sentences):], tuple(p.whole for p in parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +332,8 @@ def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignal
                   image_text_vec: np.ndarray | None = None,
                   weights: ScoreWeights = DEFAULT_WEIGHTS) -> Context:
     keywords = frozenset(prompt_keywords(prompt))
-    cosines = edges.sentence_cosines(text.embeddings, prompt_vec)
+    cosines = edges.sentence_cosines(text.embeddings, prompt_vec, text.part_embeddings,
+                                     text.part_owner)
     kw_weights = edges.keyword_weights(text.sentences, text.stems, keywords)
     return Context(transcript, text, audio, keywords, prompt_vec,
                    visual, _speech_rate_ref(text), image_text_vec,

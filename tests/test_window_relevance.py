@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from test_select import S, flat_audio, transcript_from
 
-from clipforge.edges import keyword_score
+from clipforge.edges import keyword_score, sentence_cosines
 from clipforge.select import (
     SelectionParams,
     TextAnalysis,
@@ -14,6 +14,7 @@ from clipforge.select import (
     build_context,
     candidates,
     select,
+    sentence_parts,
     window_cosine,
     word_stems,
 )
@@ -201,3 +202,40 @@ def test_keyword_weights_leave_out_words_the_source_never_says() -> None:
     kw, hits = keyword_score(text.stems, ctx.keyword_weights)
     assert sorted(hits) == ["hard", "work"] and kw == 1.0
     assert build_context(tr, text, flat_audio(10), "bananas", None).keyword_weights == {}
+
+
+def test_a_sentence_answers_as_well_as_its_best_clause() -> None:
+    """The clauses of a sentence with two or more are embedded too, and the sentence's
+    cosine is the larger of its own and its best clause's: one relevant clause among
+    misheard words is not drowned by the sentence's mean."""
+    tr = transcript_from([(0, "Then he starts to rise, said the man on the radio, "
+                              "and the wizard would vanish behind the curtain."),
+                          (9, "Short words here, only.")])
+    seen: list[str] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        seen.extend(texts)
+        return np.stack([_unit(1, 0, 0) if "vanish" in t and "rise" not in t
+                         else _unit(0.1, 0.995, 0) for t in texts])
+
+    text = analyse_text(tr, embed)
+    assert len(text.sentences) == 2  # units are still whole sentences
+    assert seen[2:] == ["Then he starts to rise,", "said the man on the radio,",
+                        "and the wizard would vanish behind the curtain."]
+    assert text.part_owner == (0, 0, 0)  # "Short words here, only." has one 4-word clause
+    ctx = build_context(tr, text, flat_audio(20), "people disappearing", _unit(1, 0, 0))
+    assert ctx.cosines is not None
+    assert abs(ctx.cosines[0] - 1.0) < 1e-6 and abs(ctx.cosines[1] - 0.1) < 1e-3
+    no_parts = sentence_cosines(text.embeddings, _unit(1, 0, 0))
+    assert abs(no_parts[0] - 0.1) < 1e-3  # the whole sentence alone
+
+
+def test_parts_are_clauses_of_at_least_four_words() -> None:
+    tr = transcript_from([(0, "Yes, well, I think that we could go, if you want to.")])
+    sents = tuple(split_sentences(tr.words))
+    parts = sentence_parts(sents, tr.words)
+    assert [p.text for p in parts] == ["Yes, well, I think that we could go,",
+                                       "if you want to."]
+    assert all(p.whole == 0 for p in parts)
+    short = transcript_from([(0, "One two three, four five six seven.")])
+    assert sentence_parts(tuple(split_sentences(short.words)), short.words) == []
