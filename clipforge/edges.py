@@ -33,6 +33,7 @@ SEMANTIC_SPAN = 0.5
 COVERAGE_BASE = 0.5
 EDGE_ABS = 0.1
 EDGE_REL = 0.4
+CLAUSE_LINK = 0.1  # a clause whose cosine with the one before is under this starts anew
 
 
 def sentence_cosines(embeddings: np.ndarray, prompt_vec: np.ndarray | None,
@@ -81,17 +82,76 @@ def keyword_score(window: Sequence[str], weights: Mapping[str, float]) -> tuple[
 def sentence_relevance(sentences: Sequence[Sentence], stems: Sequence[str],
                        cosines: np.ndarray, weights: Mapping[str, float]) -> tuple[float, ...]:
     """Each sentence's own text relevance in [0, 1] (rounded to 1e-6); ``cosines`` from
-    :func:`sentence_cosines` (empty: keywords only); ``weights`` from
-    :func:`keyword_weights`."""
+    :func:`sentence_cosines`, indexed by ``Sentence.index`` (empty: keywords only);
+    ``weights`` from :func:`keyword_weights`."""
+    return tuple(_relevance(stems[s.first_word : s.last_word + 1],
+                            float(cosines[s.index]) if cosines.size else None, weights)
+                 for s in sentences)
+
+
+def span_relevance(spans: Sequence[Sentence], stems: Sequence[str],
+                   cosines: np.ndarray | None, weights: Mapping[str, float]
+                   ) -> tuple[float, ...]:
+    """:func:`sentence_relevance` for spans whose cosines are row for row (clauses)."""
+    have = cosines is not None and cosines.size > 0
+    return tuple(_relevance(stems[s.first_word : s.last_word + 1],
+                            float(cosines[k]) if have and cosines is not None else None,
+                            weights)
+                 for k, s in enumerate(spans))
+
+
+def _relevance(window: Sequence[str], cos: float | None, weights: Mapping[str, float]
+               ) -> float:
+    kw, _ = keyword_score(window, weights)
+    sem = 0.0 if cos is None else min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
+    return round(1.0 - (1.0 - kw) * (1.0 - sem), 6)
+
+
+def clause_links(parts: Sequence[Sentence], part_embeddings: np.ndarray) -> tuple[float, ...]:
+    """Per clause: its cosine with the clause before it in the same sentence (1.0 for a
+    sentence's first clause, or without embeddings): how much it continues that thought."""
     out = []
-    for s in sentences:
-        kw, _ = keyword_score(stems[s.first_word : s.last_word + 1], weights)
-        sem = 0.0
-        if cosines.size:
-            cos = float(cosines[s.index])
-            sem = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
-        out.append(round(1.0 - (1.0 - kw) * (1.0 - sem), 6))
+    for k, p in enumerate(parts):
+        same = k > 0 and parts[k - 1].whole == p.whole and part_embeddings.shape[1] > 0
+        out.append(round(float(part_embeddings[k] @ part_embeddings[k - 1]), 6) if same
+                   else 1.0)
     return tuple(out)
+
+
+def trim_span(first_word: int, last_word: int, sentences: Sequence[Sentence],
+              parts: Sequence[Sentence], relevance: Sequence[float],
+              part_relevance: Sequence[float], part_link: Sequence[float],
+              times: Sequence[tuple[int, int]], min_clip_us: int) -> tuple[int, int]:
+    """The word span ``first_word..last_word`` without the trailing clauses of its last
+    sentence that start another thought (``part_link``, from :func:`clause_links`, under
+    ``CLAUSE_LINK``) and do not answer the prompt (own relevance under ``max(EDGE_ABS,
+    EDGE_REL x the span's best sentence)``, the rule :func:`trimmable` applies to whole
+    sentences); the span keeps ``min_clip_us`` and the sentence's first clause. Both
+    tests, because a clause alone can miss what the sentence means: "ask what you can do
+    for your country." scores 0.02 for "the famous presidential line about patriotism",
+    but continues the clause before it (cosine 0.65); "on the bottom right you can see
+    the time." after "... including commercial uses," does not (-0.02). Only the end: a
+    clip that ends after a whole clause sounds finished, one that starts mid-sentence
+    ("including commercial uses, ...", "you know, they all call me ...") has lost its
+    subject. ``times``: (start,
+    end) of the span's words, in order. A span that does not start and end on sentence
+    edges is returned as it is."""
+    inside = [s for s in sentences if s.first_word >= first_word and s.last_word <= last_word]
+    if not inside or inside[0].first_word != first_word or inside[-1].last_word != last_word:
+        return first_word, last_word
+    floor = max(EDGE_ABS, EDGE_REL * max(relevance[s.index] for s in inside))
+
+    def span_us(a: int, b: int) -> int:
+        return max(e for _, e in times[a - first_word : b - first_word + 1]) \
+            - times[a - first_word][0]
+
+    w1 = last_word
+    tail = [k for k, p in enumerate(parts) if p.whole == inside[-1].index]
+    while (len(tail) > 1 and part_relevance[tail[-1]] < floor
+           and part_link[tail[-1]] < CLAUSE_LINK
+           and span_us(first_word, parts[tail[-2]].last_word) >= min_clip_us):
+        w1 = parts[tail.pop()].first_word - 1
+    return first_word, w1
 
 
 def trimmable(relevance: Sequence[float], sents: Sequence[Sentence], min_clip_us: int) -> bool:

@@ -35,6 +35,7 @@ target; candidates scoring under ``min_relative`` of the best are never taken.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,10 +116,14 @@ class TextAnalysis:
     sentences: tuple[Sentence, ...]
     embeddings: np.ndarray  # (n_sentences, d) float32, L2-normalised; d=0 when disabled
     stems: tuple[str, ...]  # one per word, '' for stop words
-    # the clauses of sentences that have two or more (:func:`sentence_parts`), embedded
-    # like the sentences, and the sentence each belongs to
+    # the clauses of sentences that have two or more (:func:`sentence_parts`; each one's
+    # ``whole`` is its sentence's index), embedded like the sentences, row for row
     part_embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    part_owner: tuple[int, ...] = ()
+    parts: tuple[Sentence, ...] = ()
+
+    @property
+    def part_owner(self) -> tuple[int, ...]:
+        return tuple(p.whole for p in self.parts)
 
 
 def sentence_parts(sentences: tuple[Sentence, ...], words: tuple[Word, ...]
@@ -145,7 +150,7 @@ def analyse_text(transcript: Transcript, embed: Callable[[list[str]], np.ndarray
     parts = sentence_parts(sentences, transcript.words)
     vectors = embed([s.text for s in sentences] + [p.text for p in parts])  # one batch
     return TextAnalysis(sentences, vectors[: len(sentences)], stems,
-                        vectors[len(sentences):], tuple(p.whole for p in parts))
+                        vectors[len(sentences):], tuple(parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +225,8 @@ class Context:
     cosines: np.ndarray | None = None  # per sentence: cosine with the prompt (None: none)
     # per prompt keyword: its share of the prompt by inverse sentence frequency
     keyword_weights: Mapping[str, float] = field(default_factory=dict)
+    part_relevance: tuple[float, ...] = ()  # per clause of ``text.parts``: its own relevance
+    part_link: tuple[float, ...] = ()  # per clause: cosine with the clause before it
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -335,11 +342,14 @@ def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignal
     cosines = edges.sentence_cosines(text.embeddings, prompt_vec, text.part_embeddings,
                                      text.part_owner)
     kw_weights = edges.keyword_weights(text.sentences, text.stems, keywords)
+    part_cos = edges.sentence_cosines(text.part_embeddings, prompt_vec) if text.parts else None
+    part_rel = edges.span_relevance(text.parts, text.stems, part_cos, kw_weights)
     return Context(transcript, text, audio, keywords, prompt_vec,
                    visual, _speech_rate_ref(text), image_text_vec,
                    edges.sentence_relevance(text.sentences, text.stems, cosines, kw_weights),
                    edges.sentence_topics(text.sentences, text.embeddings), weights,
-                   cosines if cosines.size else None, kw_weights)
+                   cosines if cosines.size else None, kw_weights, part_rel,
+                   edges.clause_links(text.parts, text.part_embeddings))
 
 
 def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:
@@ -464,12 +474,46 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
             "clips with a larger --target-seconds."
         )
     duration = max(ctx.transcript.duration_us, ctx.transcript.words[-1].end_us)
+    picked = trim_edge_clauses(ctx, picked, params)
     picked = edges_on_pauses(ctx, picked, params, duration)
     if not params.clips:
         picked = pauses.join_within_sentences(
             picked, ctx.transcript.words, ctx.text.sentences,
             max_clip_us=params.max_clip_us, target_us=params.target_us)
-    return snap_cuts(picked, ctx.transcript.words, duration, params, ctx.audio.fine_db, short)
+    picks = snap_cuts(picked, ctx.transcript.words, duration, params, ctx.audio.fine_db)
+    if short and not params.clips:  # the reel's length as cut, not as first merged
+        total = sum(p.cut_out_us - p.cut_in_us for p in picks)
+        short = f"{total / 1e6:.1f} s of " + short.split(" of ", 1)[1]
+    return [dataclasses.replace(p, short_reason=short) for p in picks]
+
+
+def trim_edge_clauses(ctx: Context, picked: list[Candidate], params: SelectionParams
+                      ) -> list[Candidate]:
+    """Each pick's trailing clauses of its last sentence that do not answer the prompt
+    come off (:func:`clipforge.edges.trim_span`), as long as the pick still lasts
+    ``min_clip``. A speech model often joins two sentences with a
+    comma ("... including commercial uses, on the bottom right you can see the time."),
+    and a whole-sentence window would carry the second one along. A clause that
+    continues the one before it stays, relevant or not. The pick keeps its
+    score: this changes its edges, not which moments are picked."""
+    if not ctx.text.parts or not ctx.part_relevance:
+        return picked
+    words = ctx.transcript.words
+    out = []
+    for c in picked:
+        w0, w1 = edges.trim_span(c.first_word, c.last_word, ctx.text.sentences,
+                                 ctx.text.parts, ctx.relevance, ctx.part_relevance,
+                                 ctx.part_link,
+                                 [(w.start_us, w.end_us) for w in words[c.first_word :
+                                                                        c.last_word + 1]],
+                                 params.min_clip_us)
+        if (w0, w1) != (c.first_word, c.last_word):
+            c = dataclasses.replace(
+                c, start_us=words[w0].start_us,
+                end_us=max(w.end_us for w in words[w0 : w1 + 1]), first_word=w0,
+                last_word=w1, text=" ".join(w.text for w in words[w0 : w1 + 1]))
+        out.append(c)
+    return out
 
 
 def edges_on_pauses(ctx: Context, picked: list[Candidate], params: SelectionParams,

@@ -3,6 +3,8 @@ into clauses, so a highlight does not carry off-topic speech along with the answ
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from test_select import S, flat_audio, transcript_from
 
@@ -239,3 +241,56 @@ def test_parts_are_clauses_of_at_least_four_words() -> None:
     assert all(p.whole == 0 for p in parts)
     short = transcript_from([(0, "One two three, four five six seven.")])
     assert sentence_parts(tuple(split_sentences(short.words)), short.words) == []
+
+
+SENTENCE = ("You may use this voice for any purpose, including all the commercial uses, "
+            "and on the bottom right you see the time.")
+
+
+def _pick_with_clauses(third: np.ndarray, target: float = 60, clips: int = 1) -> list:
+    """One sentence of three clauses: the first answers the prompt (vector e1), the
+    second continues it, the third is ``third``."""
+    tr = transcript_from([(0, SENTENCE)])
+    vecs = {"You may use this voice for any purpose,": _unit(1, 0, 0),
+            "including all the commercial uses,": _unit(0.8, 0.6, 0),
+            "and on the bottom right you see the time.": third}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.stack([vecs.get(t, _unit(0.7, 0.3, 0.3)) for t in texts])
+
+    text = analyse_text(tr, embed)
+    assert [p.text for p in text.parts] == list(vecs)
+    ctx = build_context(tr, text, flat_audio(30), "something unsaid", _unit(1, 0, 0))
+    return select(ctx, SelectionParams.for_target(target, clips=clips),
+                  prompt="something unsaid")
+
+
+def test_a_trailing_clause_on_another_subject_is_cut_off() -> None:
+    """ASR joins two sentences with a comma; the clip ends after the clause that answers."""
+    picks = _pick_with_clauses(_unit(0, 0, 1))  # unrelated to the prompt and to clause 2
+    assert picks[0].candidate.text == ("You may use this voice for any purpose, "
+                                       "including all the commercial uses,")
+    words = transcript_from([(0, SENTENCE)]).words
+    assert picks[0].cut_out_us < words[13].start_us  # "and" is not in the clip
+    # a reel under target says how long it is as cut, after the trim
+    reel = _pick_with_clauses(_unit(0, 0, 1), target=60, clips=0)
+    got = reel[0].cut_out_us - reel[0].cut_in_us
+    assert reel[0].short_reason.startswith(f"{got / 1e6:.1f} s of 60 s:")
+
+
+def test_a_trailing_clause_that_continues_the_thought_stays() -> None:
+    """Irrelevant on its own, but it continues the clause before it (cosine 0.38): kept,
+    as "ask what you can do for your country." stays with the line before it."""
+    picks = _pick_with_clauses(_unit(0.1, 0.5, 0.86))
+    assert picks[0].candidate.text == SENTENCE
+
+
+def test_the_trim_keeps_min_clip() -> None:
+    """With a minimum clip longer than the first two clauses, nothing comes off."""
+    tr = transcript_from([(0, SENTENCE)])
+    text = analyse_text(tr, lambda ts: np.stack(
+        [_unit(0, 0, 1) if t.startswith("and on") else _unit(1, 0, 0) for t in ts]))
+    ctx = build_context(tr, text, flat_audio(30), "something unsaid", _unit(1, 0, 0))
+    params = dataclasses.replace(SelectionParams.for_target(60, clips=1),
+                                 min_clip_us=10 * S)
+    assert select(ctx, params, prompt="something unsaid")[0].candidate.text == SENTENCE
