@@ -50,13 +50,9 @@ sys.path.insert(0, str(REPO))
 
 from clipforge.audio import decode_mono_16k  # noqa: E402
 from clipforge.config import load_settings  # noqa: E402
-from clipforge.edges import keyword_score, keyword_weights  # noqa: E402
+from clipforge.edges import keyword_score, keyword_weights, semantic_score  # noqa: E402
 from clipforge.identity import file_sha256  # noqa: E402
-from clipforge.select import (  # noqa: E402
-    SEMANTIC_FLOOR,
-    SEMANTIC_SPAN,
-    window_cosine,
-)
+from clipforge.select import window_cosine  # noqa: E402
 from clipforge.text import (  # noqa: E402
     Sentence,
     prompt_keywords,
@@ -224,7 +220,7 @@ def evaluate(sets: list[dict[str, Any]], encode: Callable[[list[str]], np.ndarra
                 cos = window_cosine(sent_cos[i:j + 1], weights[i:j + 1])
                 win = stems[sents[i].first_word:sents[j].last_word + 1]
                 kw, _ = keyword_score(win, kw_weights)
-                sem = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
+                sem = semantic_score(cos)
                 span = (sents[i].start_us / 1e6, sents[j].end_us / 1e6)
                 scored.append((cos, 1 - (1 - kw) * (1 - sem), span))
             row = {"set": st["name"], "id": case["id"], "kind": case.get("kind", "")}

@@ -1,6 +1,6 @@
 """On-topic edges: each sentence's own relevance, off-topic edge sentences, topic ids.
 
-- ``sentence_relevance``: the window formula applied to one sentence,
+- ``sentence_relevance``: the window formula applied to one sentence (or clause),
   ``1 - (1 - keyword)(1 - semantic)`` (same constants as :mod:`clipforge.select`);
 - ``keyword_weights`` / ``keyword_score``: the keyword part of that formula. The density
   of prompt stems in the span (full at 0.2) is scaled by how much of the prompt it covers,
@@ -37,20 +37,24 @@ CLAUSE_LINK = 0.1  # a clause whose cosine with the one before is under this sta
 
 
 def sentence_cosines(embeddings: np.ndarray, prompt_vec: np.ndarray | None,
-                     part_embeddings: np.ndarray | None = None,
+                     part_cosines: np.ndarray | None = None,
                      part_owner: Sequence[int] = ()) -> np.ndarray:
-    """Each sentence's cosine with the prompt (embeddings are L2-normalised): the larger
-    of the whole sentence's and its best clause's (``part_embeddings``, one row per
-    clause, ``part_owner`` its sentence); empty without embeddings or a prompt vector.
-    Computed once per prompt: a window's cosine is their word-weighted mean
-    (:func:`clipforge.select.window_cosine`)."""
+    """Each row's cosine with the prompt (embeddings are L2-normalised); with
+    ``part_cosines`` (the clauses' own cosines, from this function) and ``part_owner``
+    (each clause's sentence), a sentence's is the larger of its own and its best
+    clause's. Empty without embeddings or a prompt vector. Computed once per prompt: a
+    window's cosine is their word-weighted mean (:func:`clipforge.select.window_cosine`)."""
     if prompt_vec is None or embeddings.ndim != 2 or embeddings.shape[1] == 0:
         return np.zeros(0, dtype=np.float32)
     cos = (embeddings @ prompt_vec).astype(np.float64)
-    if part_embeddings is not None and len(part_owner):
-        owner = np.asarray(part_owner, dtype=np.int64)
-        np.maximum.at(cos, owner, (part_embeddings @ prompt_vec).astype(np.float64))
+    if part_cosines is not None and len(part_owner):
+        np.maximum.at(cos, np.asarray(part_owner, dtype=np.int64), part_cosines)
     return cos
+
+
+def semantic_score(cos: float) -> float:
+    """A cosine with the prompt mapped to [0, 1]: ``clip((cos - 0.1) / 0.5, 0, 1)``."""
+    return min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
 
 
 def keyword_weights(sentences: Sequence[Sentence], stems: Sequence[str],
@@ -79,32 +83,20 @@ def keyword_score(window: Sequence[str], weights: Mapping[str, float]) -> tuple[
     return density * (COVERAGE_BASE + (1.0 - COVERAGE_BASE) * coverage), hits
 
 
-def sentence_relevance(sentences: Sequence[Sentence], stems: Sequence[str],
-                       cosines: np.ndarray, weights: Mapping[str, float]) -> tuple[float, ...]:
-    """Each sentence's own text relevance in [0, 1] (rounded to 1e-6); ``cosines`` from
-    :func:`sentence_cosines`, indexed by ``Sentence.index`` (empty: keywords only);
-    ``weights`` from :func:`keyword_weights`."""
-    return tuple(_relevance(stems[s.first_word : s.last_word + 1],
-                            float(cosines[s.index]) if cosines.size else None, weights)
-                 for s in sentences)
-
-
-def span_relevance(spans: Sequence[Sentence], stems: Sequence[str],
-                   cosines: np.ndarray | None, weights: Mapping[str, float]
-                   ) -> tuple[float, ...]:
-    """:func:`sentence_relevance` for spans whose cosines are row for row (clauses)."""
+def sentence_relevance(spans: Sequence[Sentence], stems: Sequence[str],
+                       cosines: np.ndarray | None, weights: Mapping[str, float]
+                       ) -> tuple[float, ...]:
+    """Each span's own text relevance in [0, 1] (rounded to 1e-6), the window formula on
+    that span alone; ``cosines`` from :func:`sentence_cosines`, row for row with
+    ``spans`` (sentences, whose ``index`` is their row, or clauses; None or empty:
+    keywords only); ``weights`` from :func:`keyword_weights`."""
     have = cosines is not None and cosines.size > 0
-    return tuple(_relevance(stems[s.first_word : s.last_word + 1],
-                            float(cosines[k]) if have and cosines is not None else None,
-                            weights)
-                 for k, s in enumerate(spans))
-
-
-def _relevance(window: Sequence[str], cos: float | None, weights: Mapping[str, float]
-               ) -> float:
-    kw, _ = keyword_score(window, weights)
-    sem = 0.0 if cos is None else min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
-    return round(1.0 - (1.0 - kw) * (1.0 - sem), 6)
+    out = []
+    for k, s in enumerate(spans):
+        kw, _ = keyword_score(stems[s.first_word : s.last_word + 1], weights)
+        sem = semantic_score(float(cosines[k])) if have and cosines is not None else 0.0
+        out.append(round(1.0 - (1.0 - kw) * (1.0 - sem), 6))
+    return tuple(out)
 
 
 def clause_links(parts: Sequence[Sentence], part_embeddings: np.ndarray) -> tuple[float, ...]:
@@ -121,7 +113,7 @@ def clause_links(parts: Sequence[Sentence], part_embeddings: np.ndarray) -> tupl
 def trim_span(first_word: int, last_word: int, sentences: Sequence[Sentence],
               parts: Sequence[Sentence], relevance: Sequence[float],
               part_relevance: Sequence[float], part_link: Sequence[float],
-              times: Sequence[tuple[int, int]], min_clip_us: int) -> tuple[int, int]:
+              min_clip_us: int) -> tuple[int, int]:
     """The word span ``first_word..last_word`` without the trailing clauses of its last
     sentence that start another thought (``part_link``, from :func:`clause_links`, under
     ``CLAUSE_LINK``) and do not answer the prompt (own relevance under ``max(EDGE_ABS,
@@ -133,23 +125,18 @@ def trim_span(first_word: int, last_word: int, sentences: Sequence[Sentence],
     the time." after "... including commercial uses," does not (-0.02). Only the end: a
     clip that ends after a whole clause sounds finished, one that starts mid-sentence
     ("including commercial uses, ...", "you know, they all call me ...") has lost its
-    subject. ``times``: (start,
-    end) of the span's words, in order. A span that does not start and end on sentence
-    edges is returned as it is."""
+    subject. A span that does not start and end on sentence edges is returned as it is."""
     inside = [s for s in sentences if s.first_word >= first_word and s.last_word <= last_word]
     if not inside or inside[0].first_word != first_word or inside[-1].last_word != last_word:
         return first_word, last_word
     floor = max(EDGE_ABS, EDGE_REL * max(relevance[s.index] for s in inside))
-
-    def span_us(a: int, b: int) -> int:
-        return max(e for _, e in times[a - first_word : b - first_word + 1]) \
-            - times[a - first_word][0]
-
+    before = max((s.end_us for s in inside[:-1]), default=0)  # the earlier sentences' end
     w1 = last_word
     tail = [k for k, p in enumerate(parts) if p.whole == inside[-1].index]
     while (len(tail) > 1 and part_relevance[tail[-1]] < floor
            and part_link[tail[-1]] < CLAUSE_LINK
-           and span_us(first_word, parts[tail[-2]].last_word) >= min_clip_us):
+           and max([before] + [parts[k].end_us for k in tail[:-1]]) - inside[0].start_us
+           >= min_clip_us):
         w1 = parts[tail.pop()].first_word - 1
     return first_word, w1
 

@@ -66,8 +66,6 @@ SCORE_RULE = (
     "cos=word-weighted mean of the sentence cosines, each max(sentence, best clause); "
     "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
 )
-SEMANTIC_FLOOR = 0.1
-SEMANTIC_SPAN = 0.5
 MIN_TEXT_RELEVANCE = 0.05
 FILL_FLOOR = 0.3  # absolute text relevance every pick after the first must reach
 
@@ -120,6 +118,7 @@ class TextAnalysis:
     # ``whole`` is its sentence's index), embedded like the sentences, row for row
     part_embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     parts: tuple[Sentence, ...] = ()
+    part_link: tuple[float, ...] = ()  # per clause: cosine with the clause before it
 
     @property
     def part_owner(self) -> tuple[int, ...]:
@@ -149,8 +148,9 @@ def analyse_text(transcript: Transcript, embed: Callable[[list[str]], np.ndarray
         return TextAnalysis(sentences, np.zeros((len(sentences), 0), dtype=np.float32), stems)
     parts = sentence_parts(sentences, transcript.words)
     vectors = embed([s.text for s in sentences] + [p.text for p in parts])  # one batch
-    return TextAnalysis(sentences, vectors[: len(sentences)], stems,
-                        vectors[len(sentences):], tuple(parts))
+    part_vectors = vectors[len(sentences):]
+    return TextAnalysis(sentences, vectors[: len(sentences)], stems, part_vectors,
+                        tuple(parts), edges.clause_links(parts, part_vectors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +226,6 @@ class Context:
     # per prompt keyword: its share of the prompt by inverse sentence frequency
     keyword_weights: Mapping[str, float] = field(default_factory=dict)
     part_relevance: tuple[float, ...] = ()  # per clause of ``text.parts``: its own relevance
-    part_link: tuple[float, ...] = ()  # per clause: cosine with the clause before it
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -249,7 +248,7 @@ def score_window(ctx: Context, first: Sentence, last: Sentence, sents: list[Sent
     if ctx.cosines is not None:
         weights = np.array([s.last_word - s.first_word + 1 for s in sents], dtype=np.float64)
         cos = window_cosine(ctx.cosines[[s.index for s in sents]], weights)
-        semantic = min(1.0, max(0.0, (cos - SEMANTIC_FLOOR) / SEMANTIC_SPAN))
+        semantic = edges.semantic_score(cos)
     text = 1.0 - (1.0 - keyword) * (1.0 - semantic)
     span_us = last.end_us - first.start_us
     rate = min(1.0, (len(window) / max(0.5, span_us / 1e6)) / max(ctx.rate_ref, 1e-6))
@@ -339,17 +338,15 @@ def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignal
                   image_text_vec: np.ndarray | None = None,
                   weights: ScoreWeights = DEFAULT_WEIGHTS) -> Context:
     keywords = frozenset(prompt_keywords(prompt))
-    cosines = edges.sentence_cosines(text.embeddings, prompt_vec, text.part_embeddings,
-                                     text.part_owner)
-    kw_weights = edges.keyword_weights(text.sentences, text.stems, keywords)
     part_cos = edges.sentence_cosines(text.part_embeddings, prompt_vec) if text.parts else None
-    part_rel = edges.span_relevance(text.parts, text.stems, part_cos, kw_weights)
+    cosines = edges.sentence_cosines(text.embeddings, prompt_vec, part_cos, text.part_owner)
+    kw_weights = edges.keyword_weights(text.sentences, text.stems, keywords)
     return Context(transcript, text, audio, keywords, prompt_vec,
                    visual, _speech_rate_ref(text), image_text_vec,
                    edges.sentence_relevance(text.sentences, text.stems, cosines, kw_weights),
                    edges.sentence_topics(text.sentences, text.embeddings), weights,
-                   cosines if cosines.size else None, kw_weights, part_rel,
-                   edges.clause_links(text.parts, text.part_embeddings))
+                   cosines if cosines.size else None, kw_weights,
+                   edges.sentence_relevance(text.parts, text.stems, part_cos, kw_weights))
 
 
 def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:
@@ -496,17 +493,14 @@ def trim_edge_clauses(ctx: Context, picked: list[Candidate], params: SelectionPa
     and a whole-sentence window would carry the second one along. A clause that
     continues the one before it stays, relevant or not. The pick keeps its
     score: this changes its edges, not which moments are picked."""
-    if not ctx.text.parts or not ctx.part_relevance:
+    if not ctx.text.parts:
         return picked
     words = ctx.transcript.words
     out = []
     for c in picked:
         w0, w1 = edges.trim_span(c.first_word, c.last_word, ctx.text.sentences,
                                  ctx.text.parts, ctx.relevance, ctx.part_relevance,
-                                 ctx.part_link,
-                                 [(w.start_us, w.end_us) for w in words[c.first_word :
-                                                                        c.last_word + 1]],
-                                 params.min_clip_us)
+                                 ctx.text.part_link, params.min_clip_us)
         if (w0, w1) != (c.first_word, c.last_word):
             c = dataclasses.replace(
                 c, start_us=words[w0].start_us,
