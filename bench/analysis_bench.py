@@ -55,7 +55,7 @@ def step(name: str, video: str, beam: int) -> dict:
     from clipforge import analysis, audio, semantic
     from clipforge.config import Settings
     from clipforge.probe import probe
-    from clipforge.select import analyse_text
+    from clipforge.textanalysis import analyse_text
     from clipforge.transcribe import transcribe
 
     settings = Settings(whisper_beam_size=beam)

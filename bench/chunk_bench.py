@@ -27,14 +27,9 @@ from clipforge.audio import EnergyTrack  # noqa: E402
 from clipforge.config import Settings  # noqa: E402
 from clipforge.evaluate import inside_share  # noqa: E402
 from clipforge.probe import probe  # noqa: E402
-from clipforge.select import (  # noqa: E402
-    SelectionParams,
-    analyse_text,
-    build_context,
-    candidates,
-    merge,
-)
+from clipforge.select import SelectionParams, build_context, candidates, merge  # noqa: E402
 from clipforge.signals import AudioSignals  # noqa: E402
+from clipforge.textanalysis import analyse_text  # noqa: E402
 from clipforge.transcribe import Transcript  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "eval"

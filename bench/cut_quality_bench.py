@@ -46,12 +46,17 @@ def worker(truth_path: str, after: bool) -> dict[str, Any]:
     from clipforge.config import Settings
     from clipforge.plan import segments_from_picks
 
+    try:
+        from clipforge.textanalysis import analyse_text
+    except ImportError:  # a --base revision from before the module was split off
+        from clipforge.select import analyse_text  # type: ignore[attr-defined,no-redef]
+
     truth = json.loads(Path(truth_path).read_text())
     video = str(Path(truth_path).parent / truth["video"])
     settings = Settings()
     info = probe.probe(video)
     transcript, signals = analysis.analyse_audio(video, settings, duration_us=info.duration_us)
-    text = select.analyse_text(transcript, lambda t: semantic.embed(t))
+    text = analyse_text(transcript, lambda t: semantic.embed(t))
     rate = ""
     if after and info.video is not None:
         fps = info.video.fps

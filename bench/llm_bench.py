@@ -41,7 +41,7 @@ from clipforge.cost import JobBudget  # noqa: E402
 from clipforge.evaluate import inside_share  # noqa: E402
 from clipforge.llm import ChunkText, llm_chunk_picks  # noqa: E402
 from clipforge.probe import probe  # noqa: E402
-from clipforge.select import analyse_text  # noqa: E402
+from clipforge.textanalysis import analyse_text  # noqa: E402
 
 DEFAULT_TRUTH = REPO.parent / "shared" / "eval" / "public_episode.truth.json"
 CHUNK_S, OVERLAP_S = 300.0, 30.0  # the selection defaults

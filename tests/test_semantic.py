@@ -117,7 +117,7 @@ def test_run_path_imports_no_torch(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
         import clipforge_cli.main, flows.clip, tasks.stages  # noqa: F401
-        from clipforge import analysis, select, semantic
+        from clipforge import analysis, select, semantic, textanalysis
         from clipforge.config import Settings
         from clipforge.context import prompt_context
         from clipforge.probe import probe
@@ -125,7 +125,7 @@ def test_run_path_imports_no_torch(tmp_path: Path) -> None:
         settings = Settings(home={str(tmp_path)!r})
         info = probe(path)
         tr, sig = analysis.analyse_audio(path, settings, duration_us=info.duration_us)
-        text = select.analyse_text(tr, lambda t: semantic.embed(t, settings.embedding_model))
+        text = textanalysis.analyse_text(tr, lambda t: semantic.embed(t, settings.embedding_model))
         ctx = prompt_context(tr, text, sig, "what you can do for your country", settings)
         picks = select.select(ctx, select.SelectionParams(target_us=5_000_000),
                               prompt="what you can do for your country")

@@ -9,18 +9,9 @@ import numpy as np
 from test_select import S, flat_audio, transcript_from
 
 from clipforge.edges import keyword_score, sentence_cosines
-from clipforge.select import (
-    SelectionParams,
-    TextAnalysis,
-    analyse_text,
-    build_context,
-    candidates,
-    select,
-    sentence_parts,
-    window_cosine,
-    word_stems,
-)
+from clipforge.select import SelectionParams, build_context, candidates, select, window_cosine
 from clipforge.text import split_clauses, split_sentences
+from clipforge.textanalysis import TextAnalysis, analyse_text, sentence_parts, word_stems
 
 
 def _unit(*xs: float) -> np.ndarray:
