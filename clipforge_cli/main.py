@@ -187,8 +187,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with without_heartbeats():
         scores = evaluate_truth(str(truth), str(out), args.target_seconds)
     wall = time.monotonic() - t0
-    quality = cut_quality_for(str(truth), str(out), scores)
+    quality, reference = cut_quality_for(str(truth), str(out), scores)
     totals = summary_with_cuts(scores, quality)
+    totals["independent_pass"] = reference
     if args.json:
         print(json.dumps({"summary": totals, "cases": [asdict(s) for s in scores],
                           "cut_quality": [asdict(q) for q in quality],
@@ -204,6 +205,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"{totals['cuts_distinct']} (within 6 dB of the quietest 20 ms in +-250 ms, "
               f"worst {totals['cuts_worst_db']:.1f} dB)  cuts inside words (independent "
               f"pass) {totals['cuts_inside_words_independent']}")
+        print(f"independent pass: {reference.get('method')}; "
+              f"{reference.get('unaligned_segments')}/{reference.get('segments')} segments "
+              "kept the transcription's own times (not aligned)")
     return 0
 
 

@@ -58,6 +58,39 @@ def test_compose_is_deterministic_and_truth_comes_from_the_parts(tmp_path: Path)
     # the gap is.
     assert np.sqrt(np.mean(pcm[: 16000 * 2] ** 2)) > 1e-3
     assert np.max(np.abs(pcm[int(16000 * 2.6): int(16000 * 3.2)])) < 1e-3
+    assert truth["speech_audio"] == "tiny.speech.flac"
+    assert (tmp_path / "a" / "tiny.speech.flac").read_bytes() == \
+        (tmp_path / "b" / "tiny.speech.flac").read_bytes()
+
+
+def test_the_speech_track_is_the_timeline_without_its_noise(tmp_path: Path) -> None:
+    """For the evaluation's independent word pass: the episode's speech with the music
+    left out where it was mixed in, the same audio elsewhere, on the same timeline."""
+    parts: list[dict[str, Any]] = [
+        {"label": "jfk", "src": "speech_en_11s__whisper_jfk.flac", "start": 0, "end": 2.4,
+         "video": "noaudio_real_720p2997__pyscenedetect_testvideo.mp4",
+         "noise": {"src": "music_nospeech_30s__moviepy_big_buck_bunny_0_30.webm",
+                   "gain_db": 0, "start": 20}},
+        {"gap": 1},
+        {"label": "h", "src": "face_stage_cuts_10s__face_recognition_short_hamilton_clip.mp4",
+         "start": 9, "end": 10},
+    ]
+    truth = json.loads(compose(_manifest(tmp_path, parts, []), tmp_path / "a").read_text())
+    mix = decode_mono_16k(tmp_path / "a" / truth["video"])
+    speech = decode_mono_16k(tmp_path / "a" / truth["speech_audio"])
+    assert abs(len(speech) - len(mix)) < 0.03 * 16000
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+    noisy, clean = slice(800, int(2.3 * 16000)), slice(int(3.5 * 16000), int(4.3 * 16000))
+    jfk = decode_mono_16k(media("speech_en_11s__whisper_jfk.flac"))[noisy]
+    # Under the first part the mix differs from the speech track by the music (several
+    # times the AAC coding error seen where nothing was mixed in)...
+    assert rms(mix[noisy] - speech[noisy]) > 4 * rms(mix[clean] - speech[clean])
+    # ... and the speech track there is the recording itself, sample for sample.
+    assert rms(speech[noisy] - jfk) < 0.05 * rms(jfk)
+    assert rms(speech[clean]) > 0.05
 
 
 def test_missing_package_resource_is_a_typed_error(tmp_path: Path) -> None:
@@ -131,3 +164,40 @@ def test_cuts_in_silence_are_told_apart_from_audible_ones() -> None:
     assert q.loud_in_silence == 0
     out = summary_with_cuts([], [q])
     assert out["cuts_inside_words_in_silence"] == 1 and out["cuts_loud_in_silence"] == 0
+
+
+def test_eval_checks_cuts_against_words_a_second_acoustic_model_aligned(tmp_path: Path) -> None:
+    """`clipforge eval`'s independent word pass: a Whisper transcription configured unlike
+    the pipeline's, force-aligned by PocketSphinx, cached per video and method. A cut in
+    the middle of an aligned word counts; a cut in the speaker's long pause does not."""
+    from clipforge.evaluate import INDEPENDENT_METHOD, CaseScore
+    from flows.evaluate import cut_quality_for
+
+    jfk = media("speech_en_11s__whisper_jfk.flac")
+    truth = tmp_path / "t.json"
+    truth.write_text(json.dumps({"video": str(jfk), "cases": []}))
+    out = tmp_path / "out"
+    (out / "c").mkdir(parents=True)
+    edl = out / "c" / "edl.json"
+    edl.write_text(json.dumps({"segments": [{"source_in": 0.0, "source_out": 1.0}]}))
+    score = CaseScore("c", "p", (0.0, 1.0), None, "", False, False, 0.0, 0, 0)
+    quality, info = cut_quality_for(str(truth), str(out), [score])
+    assert info["method"] == INDEPENDENT_METHOD and info["unaligned_segments"] == 0
+    cache = json.loads((out / "independent_words.json").read_text())
+    words = [tuple(w) for w in cache["words"]]
+    assert len(words) >= 20  # the 22 words of the sentence, less any the speech model drops
+    pause = max(zip(words, words[1:], strict=False), key=lambda p: p[1][0] - p[0][1])
+    assert pause[1][0] - pause[0][1] > 0.4
+    longest = max(words, key=lambda w: w[1] - w[0])
+    in_word, in_pause = (longest[0] + longest[1]) / 2, (pause[0][1] + pause[1][0]) / 2
+    edl.write_text(json.dumps({"segments": [{"source_in": in_pause, "source_out": in_word}]}))
+    quality, _ = cut_quality_for(str(truth), str(out), [score])
+    assert quality[0].cuts == 2 and quality[0].inside_words_independent == 1
+    # The cache is read back for the same video and method (one word over everything:
+    # both cuts inside it) and recomputed when the method differs.
+    cache_file = out / "independent_words.json"
+    cache_file.write_text(json.dumps({**cache, "words": [[0.0, 11.0]]}))
+    assert cut_quality_for(str(truth), str(out), [score])[0][0].inside_words_independent == 2
+    cache_file.write_text(json.dumps({**cache, "method": "older", "words": [[0.0, 11.0]]}))
+    assert cut_quality_for(str(truth), str(out), [score])[0][0].inside_words_independent == 1
+    assert json.loads(cache_file.read_text()) == cache
