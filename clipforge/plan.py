@@ -16,20 +16,29 @@ def fps_str(fps: Fraction) -> str:
 
 
 MERGE_GAP_US = 500_000  # picks closer than this become one segment (no needless cut)
+MERGE_PAUSE_US = 1_000_000  # ... and picks with no word between them, closer than this
 
 
-def segments_from_picks(picks: list[Pick], merge_gap_us: int = MERGE_GAP_US
-                        ) -> list[tuple[int, int]]:
-    """Chronological cut ranges; picks that overlap, touch or lie closer than
-    ``merge_gap_us`` become one segment (the short stretch between them is kept)."""
-    ranges = sorted((p.cut_in_us, p.cut_out_us) for p in picks)
+def segments_from_picks(picks: list[Pick], merge_gap_us: int = MERGE_GAP_US,
+                        merge_pause_us: int = MERGE_PAUSE_US) -> list[tuple[int, int]]:
+    """Chronological cut ranges. Picks that overlap, touch or lie closer than
+    ``merge_gap_us`` become one segment (the short stretch between them is kept), and so
+    do picks whose words follow on with no word between them, closer than
+    ``merge_pause_us``: all the cut would take out is the pause between two words, and it
+    would cut twice where the speech model's word times are least sure (a word it
+    collapsed to no length gives the cut no room, so the cut can land in the word)."""
+    ranges = sorted((p.cut_in_us, p.cut_out_us, p.candidate.first_word,
+                     p.candidate.last_word) for p in picks)
     merged: list[list[int]] = []
-    for start, end in ranges:
-        if merged and start - merged[-1][1] < merge_gap_us:
+    for start, end, first, last in ranges:
+        if merged and (start - merged[-1][1] < merge_gap_us
+                       or (first == merged[-1][2] + 1
+                           and start - merged[-1][1] < merge_pause_us)):
             merged[-1][1] = max(merged[-1][1], end)
+            merged[-1][2] = max(merged[-1][2], last)
         else:
-            merged.append([start, end])
-    return [(a, b) for a, b in merged]
+            merged.append([start, end, last])
+    return [(a, b) for a, b, _ in merged]
 
 
 def build_edl(

@@ -201,3 +201,20 @@ def test_picks_closer_than_half_a_second_become_one_segment() -> None:
     picks = [Pick(c, 1 * S, 5 * S), Pick(c, 5 * S + 200_000, 9 * S), Pick(c, 9 * S + 600_000,
                                                                            12 * S)]
     assert segments_from_picks(picks) == [(1 * S, 9 * S), (9 * S + 600_000, 12 * S)]
+
+
+def _words_cand(first: int, last: int) -> Candidate:
+    return Candidate(0, 1, first, last, 1.0, 0.0, 0.0, (), "", chunk=0,
+                     evidence=(("text", 1.0),))
+
+
+def test_picks_with_no_word_between_them_become_one_segment() -> None:
+    """Only a pause lies between the two picks (words 0-4, then 5-9): one segment, as
+    long as that pause is under a second. With a word between them (11 after 9), or a
+    pause of a second or more, the cut stays."""
+    a, b, c = _words_cand(0, 4), _words_cand(5, 9), _words_cand(11, 14)
+    picks = [Pick(b, 5 * S + 700_000, 9 * S), Pick(a, 1 * S, 5 * S),
+             Pick(c, 9 * S + 700_000, 12 * S)]
+    assert segments_from_picks(picks) == [(1 * S, 9 * S), (9 * S + 700_000, 12 * S)]
+    far = [Pick(a, 1 * S, 5 * S), Pick(b, 6 * S, 9 * S)]
+    assert segments_from_picks(far) == [(1 * S, 5 * S), (6 * S, 9 * S)]
