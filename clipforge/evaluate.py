@@ -189,10 +189,9 @@ def independent_words(samples: Any, language: str | None = "en",
                         tuple((float(w.start), float(w.end)) for w in (s.words or ())
                               if w.word.strip()))
             for k, s in enumerate(decoded) if k not in looped]
-    loops = len(looped)
     aligned = align_segments(samples, text)
     info = {"method": INDEPENDENT_METHOD, "segments": aligned.segments,
-            "unaligned_segments": aligned.unaligned, "loop_segments_left_out": loops}
+            "unaligned_segments": aligned.unaligned, "loop_segments_left_out": len(looped)}
     return [(a, b) for a, b, _ in aligned.words], info
 
 

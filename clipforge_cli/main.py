@@ -205,9 +205,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"{totals['cuts_distinct']} (within 6 dB of the quietest 20 ms in +-250 ms, "
               f"worst {totals['cuts_worst_db']:.1f} dB)  cuts inside words (independent "
               f"pass) {totals['cuts_inside_words_independent']}")
-        print(f"independent pass: {reference.get('method')}; "
+        print(f"independent pass: {reference.get('method')} on {reference.get('audio')}; "
               f"{reference.get('unaligned_segments')}/{reference.get('segments')} segments "
-              "kept the transcription's own times (not aligned)")
+              "kept the transcription's own times (not aligned), "
+              f"{reference.get('loop_segments_left_out')} left out as a decoding loop")
     return 0
 
 

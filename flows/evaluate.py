@@ -70,7 +70,7 @@ def cut_quality_for(truth_path: str, out_dir: str, scores: list[CaseScore]
     reference = (Path(truth_path).parent / speech_name).resolve() if speech_name else None
     if reference is not None and not reference.is_file():
         raise EpisodeError(f"{truth_path}: its speech track {reference} is missing; compose "
-                             "the episode again (python -m clipforge.episodes compose)")
+                           "the episode again (python -m clipforge.episodes compose)")
     ref_audio = str(reference) if reference is not None else video
     sha = file_sha256(ref_audio)
     cache = Path(out_dir) / "independent_words.json"
