@@ -18,8 +18,9 @@ can differ slightly from `clipforge eval`) for every case, and this script score
   digital silence as a miss);
 - cuts inside words: per the pipeline's own words, and per the independent word pass of
   `clipforge eval` (``clipforge.evaluate.independent_words``: a differently configured
-  transcription whose text PocketSphinx force-aligns; the same reference for both
-  versions, computed once with this worktree).
+  transcription whose text PocketSphinx force-aligns, on the truth file's speech track
+  when it names one; the same reference for both versions, computed once with this
+  worktree).
 
 The "after" worker sets ``frame_rate`` from the source's video stream (how the lead is
 to wire it). Figures are printed as a table and written as JSON with ``--json OUT``.
@@ -105,11 +106,12 @@ def cut_excess_db(env: np.ndarray, t: float) -> float:
     return float(env[i] - env[lo:hi:16].min())
 
 
-def independent_words(video: str) -> list[tuple[float, float]]:
+def independent_words(truth_path: str, truth: dict[str, Any]) -> list[tuple[float, float]]:
     from clipforge.audio import decode_mono_16k
     from clipforge.evaluate import independent_words as reference
 
-    words, _info = reference(decode_mono_16k(video))
+    audio = Path(truth_path).parent / truth.get("speech_audio", truth["video"])
+    words, _info = reference(decode_mono_16k(str(audio)))
     return words
 
 
@@ -183,7 +185,7 @@ def main() -> None:
             truth = json.loads(Path(truth_path).read_text())
             video = str(Path(truth_path).parent / truth["video"])
             env = energy_20ms(decode_mono_16k(video))
-            indep = independent_words(video)
+            indep = independent_words(truth_path, truth)
             row: dict[str, Any] = {}
             for label, root in (("before", tmp), ("after", str(HERE))):
                 envr = {**os.environ, "PYTHONPATH": root}
