@@ -79,6 +79,7 @@ def part_argv(part: dict[str, Any], media: Path, manifest: Path, video_out: Path
     and a PCM WAV (exactly ``frames * RATE / FPS`` samples); returns argvs, frames and the
     part's speech-only WAV: ``speech_out`` (one more argv) when noise is mixed in and
     ``speech_out`` is given, else the part's audio itself."""
+    speech_graph: list[str] | None = None
     if "gap" in part:
         frames = frames_of(float(part["gap"]))
         argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
@@ -105,7 +106,6 @@ def part_argv(part: dict[str, Any], media: Path, manifest: Path, video_out: Path
                 ",pan=stereo|c0=0*c0|c1=c1"
         graph = [f"[{vin}]{FIT}[v]"]
         noise = part.get("noise")
-        speech_only = [f"{speech}[a0]"]
         if noise:
             nsrc = resolve_source(noise["src"], media, manifest)
             idx = 2 if vin == "1:v:0" else 1
@@ -113,24 +113,26 @@ def part_argv(part: dict[str, Any], media: Path, manifest: Path, video_out: Path
             graph += [f"{speech}[s]",
                       f"[{idx}:a:0]{STEREO},volume={float(noise['gain_db'])}dB[n]",
                       "[s][n]amix=inputs=2:duration=first:normalize=0[a0]"]
+            speech_graph = [f"{speech}[a0]"]  # the same part without the noise
         else:
             graph += [f"{speech}[a0]"]
     samples = frames * RATE // FPS
     secs = f"{frames / FPS}"
+
+    def wav_argv(audio_graph: list[str], out: Path) -> list[str]:
+        """``audio_graph`` (ending in ``[a0]``) padded or cut to the part's samples."""
+        chain = audio_graph + [f"[a0]apad=whole_len={samples},atrim=end_sample={samples}[a]"]
+        return argv + ["-filter_complex", ";".join(chain), "-map", "[a]", "-t", secs,
+                       "-c:a", "pcm_s16le", *EXACT, "-vn", str(out)]
+
     video_graph = graph[0].replace("[v]", f",trim=end_frame={frames}[v]")
-    audio_graph = graph[1:] + [f"[a0]apad=whole_len={samples},atrim=end_sample={samples}[a]"]
     # Two runs: in one FFmpeg run the audio output stops when a short video input ends.
     video_argv = argv + ["-filter_complex", video_graph, "-map", "[v]", "-frames:v",
                          str(frames), "-t", secs, *VIDEO_OUT, *EXACT, "-an", str(video_out)]
-    audio_argv = argv + ["-filter_complex", ";".join(audio_graph), "-map", "[a]", "-t", secs,
-                         "-c:a", "pcm_s16le", *EXACT, "-vn", str(audio_out)]
-    argvs = [video_argv, audio_argv]
-    if "gap" in part or not part.get("noise") or speech_out is None:
+    argvs = [video_argv, wav_argv(graph[1:], audio_out)]
+    if speech_graph is None or speech_out is None:
         return argvs, frames, audio_out
-    speech_graph = speech_only + [f"[a0]apad=whole_len={samples},atrim=end_sample={samples}[a]"]
-    argvs.append(argv + ["-filter_complex", ";".join(speech_graph), "-map", "[a]", "-t", secs,
-                         "-c:a", "pcm_s16le", *EXACT, "-vn", str(speech_out)])
-    return argvs, frames, speech_out
+    return argvs + [wav_argv(speech_graph, speech_out)], frames, speech_out
 
 
 def manifest_digest(manifest: Path) -> str:
