@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 RATE = 16_000
@@ -50,8 +51,8 @@ class Alignment:
 
 
 def number_words(n: int) -> list[str]:
-    """English words for a non-negative integer as it is usually said (digits read one by
-    one past 999, as years and codes often are not: good enough for alignment)."""
+    """English words for a non-negative integer as it is usually said up to 999; past
+    that, digit by digit (not how years are said, but good enough for alignment)."""
     if n < 20:
         return [_ONES[n]]
     if n < 100:
@@ -75,16 +76,11 @@ def normalise(text: str) -> list[str]:
 def looped_runs(texts: list[str], min_run: int) -> set[int]:
     """Indexes of the runs of at least ``min_run`` consecutive texts with the same words
     (a recogniser's decoding loop writes one line again and again over noise)."""
-    keys = [tuple(normalise(t)) for t in texts]
     out: set[int] = set()
-    i = 0
-    while i < len(keys):
-        j = i
-        while j + 1 < len(keys) and keys[j + 1] == keys[i]:
-            j += 1
-        if j - i + 1 >= min_run:
-            out.update(range(i, j + 1))
-        i = j + 1
+    for _, run in groupby(range(len(texts)), key=lambda k: tuple(normalise(texts[k]))):
+        indexes = list(run)
+        if len(indexes) >= min_run:
+            out.update(indexes)
     return out
 
 
