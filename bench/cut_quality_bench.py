@@ -109,9 +109,9 @@ def cut_excess_db(env: np.ndarray, t: float) -> float:
 def independent_words(truth_path: str, truth: dict[str, Any]) -> list[tuple[float, float]]:
     from clipforge.audio import decode_mono_16k
     from clipforge.evaluate import independent_words as reference
+    from clipforge.evaluate import reference_audio
 
-    audio = Path(truth_path).parent / truth.get("speech_audio", truth["video"])
-    words, _info = reference(decode_mono_16k(str(audio)))
+    words, _info = reference(decode_mono_16k(str(reference_audio(Path(truth_path), truth))))
     return words
 
 

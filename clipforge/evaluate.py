@@ -8,7 +8,10 @@ points (segment in/out points) fall inside a spoken word.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .errors import EpisodeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,19 @@ def distinct_cuts(edl: dict[str, Any]) -> list[float]:
     """Every segment in/out point of an EDL, sorted, duplicates removed."""
     return sorted({round(float(t), 3) for seg in edl["segments"]
                    for t in (seg["source_in"], seg["source_out"])})
+
+
+def reference_audio(truth_path: Path, truth: dict[str, Any]) -> Path:
+    """The audio the independent word pass listens to: the truth file's ``speech_audio``
+    when it names one (a composed episode's speech without its mixed-in babble or music:
+    the words' edges as said, which noise hides from any recogniser or aligner), else its
+    ``video``. Raises :class:`EpisodeError` when the named speech track is missing."""
+    name = truth.get("speech_audio")
+    path = (truth_path.parent / (name or truth["video"])).resolve()
+    if name and not path.is_file():
+        raise EpisodeError(f"{truth_path}: its speech track {path} is missing; compose the "
+                           "episode again (python -m clipforge.episodes compose)")
+    return path
 
 
 INDEPENDENT_METHOD = "whisper-tiny.en-novad-greedy + pocketsphinx-align/3"

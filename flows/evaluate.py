@@ -10,13 +10,14 @@ from prefect import flow
 
 from clipforge.audio import decode_mono_16k
 from clipforge.config import load_settings
-from clipforge.errors import ClipforgeError, EpisodeError
+from clipforge.errors import ClipforgeError
 from clipforge.evaluate import (
     INDEPENDENT_METHOD,
     CaseScore,
     CutQuality,
     cut_quality,
     independent_words,
+    reference_audio,
     score_case,
     speech_level_db,
 )
@@ -58,27 +59,20 @@ def cut_quality_for(truth_path: str, out_dir: str, scores: list[CaseScore]
     """Cut quality of each scored case's EDL (``OUT/<case id>/edl.json``), and what the
     independent word pass was (method, audio, segments, segments left unaligned).
 
-    The cuts' levels are measured on the source's audio. The independent word pass runs
-    on the truth file's ``speech_audio`` when it names one (a composed episode's speech
-    without its mixed-in babble or music: the words' edges as said, which noise hides
-    from any recogniser or aligner), else on the source's audio. It is cached in
-    ``OUT/independent_words.json``, keyed by that audio's sha256 and the pass's method."""
+    The cuts' levels are measured on the source's audio, the independent word pass runs
+    on :func:`clipforge.evaluate.reference_audio`. That pass is cached in
+    ``OUT/independent_words.json``, keyed by its audio's sha256 and the pass's method."""
     truth = json.loads(Path(truth_path).read_text())
     video = str((Path(truth_path).parent / truth["video"]).resolve())
     samples = decode_mono_16k(video)
-    speech_name = truth.get("speech_audio")
-    reference = (Path(truth_path).parent / speech_name).resolve() if speech_name else None
-    if reference is not None and not reference.is_file():
-        raise EpisodeError(f"{truth_path}: its speech track {reference} is missing; compose "
-                           "the episode again (python -m clipforge.episodes compose)")
-    ref_audio = str(reference) if reference is not None else video
+    ref_audio = reference_audio(Path(truth_path), truth)
     sha = file_sha256(ref_audio)
     cache = Path(out_dir) / "independent_words.json"
     cached = json.loads(cache.read_text()) if cache.is_file() else {}
     if cached.get("sha256") != sha or cached.get("method") != INDEPENDENT_METHOD:
-        ref_samples = samples if reference is None else decode_mono_16k(ref_audio)
-        words, info = independent_words(ref_samples)
-        info["audio"] = "speech track without the noise" if reference is not None else \
+        speech_track = ref_audio != Path(video)
+        words, info = independent_words(decode_mono_16k(ref_audio) if speech_track else samples)
+        info["audio"] = "speech track without the noise" if speech_track else \
             "the source's audio"
         cached = {"sha256": sha, **info, "words": words}
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -201,3 +201,13 @@ def test_eval_checks_cuts_against_words_a_second_acoustic_model_aligned(tmp_path
     cache_file.write_text(json.dumps({**cache, "method": "older", "words": [[0.0, 11.0]]}))
     assert cut_quality_for(str(truth), str(out), [score])[0][0].inside_words_independent == 1
     assert json.loads(cache_file.read_text()) == cache
+
+
+def test_a_missing_speech_track_is_a_typed_error_naming_it(tmp_path: Path) -> None:
+    from clipforge.evaluate import reference_audio
+
+    truth = {"video": "e.mp4", "speech_audio": "e.speech.flac"}
+    with pytest.raises(EpisodeError, match=r"e\.speech\.flac is missing; compose"):
+        reference_audio(tmp_path / "t.json", truth)
+    assert reference_audio(tmp_path / "t.json", {"video": "e.mp4"}) == \
+        (tmp_path / "e.mp4").resolve()
