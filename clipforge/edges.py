@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import topics
+from . import soundalike, topics
 from .text import Sentence
 
 KEYWORD_FULL_DENSITY = 0.2
@@ -58,14 +58,22 @@ def semantic_score(cos: float) -> float:
 
 
 def keyword_weights(sentences: Sequence[Sentence], stems: Sequence[str],
-                    keywords: frozenset[str]) -> dict[str, float]:
+                    keywords: frozenset[str], aliases: Mapping[str, str] | None = None
+                    ) -> dict[str, float]:
     """The weight of each prompt keyword the source says, summing to 1: its inverse
     sentence frequency in the source, ``ln(1 + N / (1 + df))``. Keywords the source never
     says are left out: no window can say them, so they would only scale every window's
-    score down alike (and a misheard word would then cap what the rest can score)."""
+    score down alike (and a misheard word would then cap what the rest can score).
+
+    ``aliases`` (transcript stem -> the missing prompt keyword it sounds like,
+    :func:`clipforge.soundalike.aliases`) bring such a keyword back, weighted by the
+    sentences that say one of its sound-alikes; a window earns only
+    :data:`clipforge.soundalike.CREDIT` of it (:func:`keyword_score`)."""
+    aliases = aliases or {}
+    owner = {a: k for a, k in aliases.items() if k in keywords} | {k: k for k in keywords}
     df = dict.fromkeys(keywords, 0)
     for s in sentences:
-        for k in set(stems[s.first_word : s.last_word + 1]) & keywords:
+        for k in {owner[x] for x in stems[s.first_word : s.last_word + 1] if x in owner}:
             df[k] += 1
     n = len(sentences)
     idf = {k: math.log(1.0 + n / (1.0 + df[k])) for k in sorted(keywords) if df[k]}
@@ -73,19 +81,34 @@ def keyword_weights(sentences: Sequence[Sentence], stems: Sequence[str],
     return {k: v / total for k, v in idf.items()}
 
 
-def keyword_score(window: Sequence[str], weights: Mapping[str, float]) -> tuple[float, list[str]]:
-    """(keyword relevance in [0, 1], the window's stems that are prompt keywords)."""
-    hits = [x for x in window if x in weights]
+def keyword_score(window: Sequence[str], weights: Mapping[str, float],
+                  aliases: Mapping[str, str] | None = None) -> tuple[float, list[str]]:
+    """(keyword relevance in [0, 1], the window's stems that are prompt keywords or their
+    sound-alikes). A sound-alike counts :data:`clipforge.soundalike.CREDIT` of a word in
+    the density and of its keyword's weight in the coverage."""
+    aliases = aliases or {}
+    credit: dict[str, float] = {}
+    hits = []
+    for x in window:
+        if x in weights:
+            k, c = x, 1.0
+        elif aliases.get(x, "") in weights:
+            k, c = aliases[x], soundalike.CREDIT
+        else:
+            continue
+        hits.append(x)
+        credit[k] = max(credit.get(k, 0.0), c)
     if not hits:
         return 0.0, hits
-    density = min(1.0, len(hits) / len(window) / KEYWORD_FULL_DENSITY)
-    coverage = min(1.0, sum(weights[k] for k in sorted(set(hits))))
+    said = sum(1.0 if x in weights else soundalike.CREDIT for x in hits)
+    density = min(1.0, said / len(window) / KEYWORD_FULL_DENSITY)
+    coverage = min(1.0, sum(weights[k] * credit[k] for k in sorted(credit)))
     return density * (COVERAGE_BASE + (1.0 - COVERAGE_BASE) * coverage), hits
 
 
 def sentence_relevance(spans: Sequence[Sentence], stems: Sequence[str],
-                       cosines: np.ndarray | None, weights: Mapping[str, float]
-                       ) -> tuple[float, ...]:
+                       cosines: np.ndarray | None, weights: Mapping[str, float],
+                       aliases: Mapping[str, str] | None = None) -> tuple[float, ...]:
     """Each span's own text relevance in [0, 1] (rounded to 1e-6), the window formula on
     that span alone; ``cosines`` from :func:`sentence_cosines`, row for row with
     ``spans`` (sentences, whose ``index`` is their row, or clauses; None or empty:
@@ -93,7 +116,7 @@ def sentence_relevance(spans: Sequence[Sentence], stems: Sequence[str],
     have = cosines is not None and cosines.size > 0
     out = []
     for k, s in enumerate(spans):
-        kw, _ = keyword_score(stems[s.first_word : s.last_word + 1], weights)
+        kw, _ = keyword_score(stems[s.first_word : s.last_word + 1], weights, aliases)
         sem = semantic_score(float(cosines[k])) if have and cosines is not None else 0.0
         out.append(round(1.0 - (1.0 - kw) * (1.0 - sem), 6))
     return tuple(out)

@@ -11,7 +11,10 @@ of over 40 words is split into its clauses first, :func:`clipforge.text.split_cl
   ``keyword_density`` is the share of the window's words whose stem is one of the
   prompt's content stems, and ``coverage`` the share of the prompt's stems (those the
   source says, weighted by inverse sentence frequency) that the window says
-  (:func:`clipforge.edges.keyword_score`);
+  (:func:`clipforge.edges.keyword_score`). A prompt stem the source never says can
+  still be met, at half credit, by a transcript word that sounds like it: one consonant
+  swapped within its manner of articulation ("beep" heard as "deep",
+  :mod:`clipforge.soundalike`);
 - ``semantic = clip((cos(prompt, window) - 0.1) / 0.5, 0, 1)``: cosine similarity of
   MiniLM sentence embeddings, the window's cosine being the word-weighted mean of its
   sentences' cosines (:func:`window_cosine`), a sentence's cosine the larger of its own
@@ -42,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cutpoints, edges, pauses
+from . import cutpoints, edges, pauses, soundalike
 from .errors import NoHighlightsError
 from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights, factor
 from .feedback.weights import delivery as delivery_of
@@ -55,7 +58,8 @@ from .transcribe import Transcript, Word
 SCORE_RULE = (
     "text*(0.6+0.4*delivery)*(0.85+0.15*visual); text=1-(1-keyword)*(1-semantic); "
     "keyword=min(1,keyword_density/0.2)*(0.5+0.5*coverage), coverage=idf-weighted share "
-    "of the prompt stems the source says; semantic=clip((cos-0.1)/0.5,0,1), "
+    "of the prompt stems the source says, a sound-alike of one it never says counting "
+    "half; semantic=clip((cos-0.1)/0.5,0,1), "
     "cos=word-weighted mean of the sentence cosines, each max(sentence, best clause); "
     "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
 )
@@ -164,6 +168,8 @@ class Context:
     # per prompt keyword: its share of the prompt by inverse sentence frequency
     keyword_weights: Mapping[str, float] = field(default_factory=dict)
     part_relevance: tuple[float, ...] = ()  # per clause of ``text.parts``: its own relevance
+    # transcript stem -> the prompt keyword the source never says that it sounds like
+    keyword_aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -180,7 +186,7 @@ def score_window(ctx: Context, first: Sentence, last: Sentence, sents: list[Sent
     window = ctx.text.stems[w0 : w1 + 1]
     if not window:
         return None
-    keyword, hits = edges.keyword_score(window, ctx.keyword_weights)
+    keyword, hits = edges.keyword_score(window, ctx.keyword_weights, ctx.keyword_aliases)
     density = len(hits) / len(window)
     semantic = 0.0
     if ctx.cosines is not None:
@@ -278,13 +284,16 @@ def build_context(transcript: Transcript, text: TextAnalysis, audio: AudioSignal
     keywords = frozenset(prompt_keywords(prompt))
     part_cos = edges.sentence_cosines(text.part_embeddings, prompt_vec) if text.parts else None
     cosines = edges.sentence_cosines(text.embeddings, prompt_vec, part_cos, text.part_owner)
-    kw_weights = edges.keyword_weights(text.sentences, text.stems, keywords)
+    aliases = soundalike.keyword_aliases(prompt, transcript.words, text.stems)
+    kw_weights = edges.keyword_weights(text.sentences, text.stems, keywords, aliases)
     return Context(transcript, text, audio, keywords, prompt_vec,
                    visual, _speech_rate_ref(text), image_text_vec,
-                   edges.sentence_relevance(text.sentences, text.stems, cosines, kw_weights),
+                   edges.sentence_relevance(text.sentences, text.stems, cosines, kw_weights,
+                                            aliases),
                    edges.sentence_topics(text.sentences, text.embeddings), weights,
                    cosines if cosines.size else None, kw_weights,
-                   edges.sentence_relevance(text.parts, text.stems, part_cos, kw_weights))
+                   edges.sentence_relevance(text.parts, text.stems, part_cos, kw_weights,
+                                            aliases), aliases)
 
 
 def candidates(ctx: Context, params: SelectionParams) -> list[Candidate]:

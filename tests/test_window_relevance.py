@@ -285,3 +285,42 @@ def test_the_trim_keeps_min_clip() -> None:
     params = dataclasses.replace(SelectionParams.for_target(60, clips=1),
                                  min_clip_us=10 * S)
     assert select(ctx, params, prompt="something unsaid")[0].candidate.text == SENTENCE
+
+
+def test_a_sound_alike_of_a_word_the_source_never_says_counts_half() -> None:
+    """"beep" heard as "deep": one stop swapped for another, vowels kept. The line with
+    the sound-alike outranks a line with the other prompt words alone, and the match is
+    worth half of the word itself."""
+    from clipforge import soundalike
+
+    pron = soundalike.dictionary()
+    assert soundalike.words_alike("beep", "deep", pron)  # B IY P / D IY P
+    assert soundalike.words_alike("nine", "mine", pron)  # nasal for nasal
+    assert soundalike.words_alike("beep", "bead", pron)  # the last stop swapped
+    assert not soundalike.words_alike("beep", "bip", pron)  # a vowel changed
+    assert not soundalike.words_alike("beep", "bee", pron)  # a phone dropped
+    assert not soundalike.words_alike("beep", "seep", pron)  # stop -> fricative
+    assert not soundalike.words_alike("bee", "dee", pron)  # under three phones
+    assert not soundalike.words_alike("beep", "beep", pron)
+    assert not soundalike.words_alike("xqzzv", "deep", pron)  # not in the dictionary
+
+    tr = transcript_from([(0, "Okay I thought I heard a deep sound on the line."),
+                          (8, "I did not hear anything on the line, honestly."),
+                          (16, "The weather was fine all week long out there.")])
+    text = analyse_text(tr, None)
+    prompt = "she mentions hearing a beep"
+    ctx = build_context(tr, text, flat_audio(30), prompt, None)
+    assert ctx.keyword_aliases == {"deep": "beep"}
+    assert set(ctx.keyword_weights) == {"hear", "beep"}
+    top = select(ctx, SelectionParams.for_target(60, clips=1), prompt=prompt)[0].candidate
+    assert top.text.startswith("Okay I thought I heard a deep")
+    assert "deep" in top.matched
+    # half credit: the same line with "beep" itself scores higher
+    said = transcript_from([(0, "Okay I thought I heard a beep sound on the line.")])
+    said_ctx = build_context(said, analyse_text(said, None), flat_audio(10), prompt, None)
+    heard_kw, _ = keyword_score(text.stems[:11], ctx.keyword_weights, ctx.keyword_aliases)
+    said_text = analyse_text(said, None)
+    said_kw, _ = keyword_score(said_text.stems, said_ctx.keyword_weights)
+    assert 0 < heard_kw < said_kw
+    # a word the source does say is matched as itself, never through a sound-alike
+    assert build_context(tr, text, flat_audio(30), "a deep sound", None).keyword_aliases == {}
