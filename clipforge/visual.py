@@ -110,7 +110,7 @@ DEFAULT_HOP_US = 1_000_000
 MOTION_PERCENTILE = 95.0
 MOTION_FLOOR = 1.5  # gray levels; the normaliser never goes below this
 FACE_FULL_SHARE = 0.08  # largest face covering this share of the frame -> faces = 1.0
-FACE_WEIGHT = 0.5  # score_between = FACE_WEIGHT * max(faces) + (1 - FACE_WEIGHT) * mean(motion)
+FACE_WEIGHT = 0.5  # score_between = FACE_WEIGHT * mean(faces) + (1 - FACE_WEIGHT) * mean(motion)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -186,13 +186,16 @@ class VisualTrack:
 
     def score_between(self, start_us: int, end_us: int) -> float:
         """Visual interest of ``[start_us, end_us)`` in [0, 1]:
-        ``0.5 * max(faces) + 0.5 * mean(motion)`` over the grid cells the range touches.
-        0.0 for an empty range or a source without video."""
+        ``0.5 * mean(faces) + 0.5 * mean(motion)`` over the grid cells the range touches.
+        0.0 for an empty range or a source without video. The mean, not the max, of the
+        faces: a window is as watchable as the share of it that shows a face, and a face
+        in its last cell (a window that runs on into the next shot) does not raise all of
+        it."""
         cells = self._cells(start_us, end_us)
         if cells is None:
             return 0.0
         i0, i1 = cells
-        face = max(self.faces[i0:i1])
+        face = sum(self.faces[i0:i1]) / (i1 - i0)
         window = self.motion[i0:i1]
         motion = sum(window) / len(window)
         return float(min(1.0, max(0.0, FACE_WEIGHT * face + (1.0 - FACE_WEIGHT) * motion)))

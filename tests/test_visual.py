@@ -167,7 +167,10 @@ def test_score_and_cuts_between_use_the_grid() -> None:
     track = VisualTrack(hop_us=1_000_000, faces=(0.0, 1.0, 0.0, 0.0), motion=(0.2, 0.4, 0.6, 0.0),
                         scene_cuts=(1_000_000, 2_500_000), frame_times_us=(0, 1_000_000),
                         method="sampled")
-    assert track.score_between(0, 2_000_000) == pytest.approx(0.5 * 1.0 + 0.5 * 0.3)
+    assert track.score_between(0, 2_000_000) == pytest.approx(0.5 * 0.5 + 0.5 * 0.3)
+    # a face in one of four cells counts for its share, not for the whole range
+    assert track.score_between(0, 4_000_000) == pytest.approx(0.5 * 0.25 + 0.5 * 0.3)
+    assert track.score_between(1_000_000, 2_000_000) == pytest.approx(0.5 * 1.0 + 0.5 * 0.4)
     assert track.score_between(2_000_000, 3_000_000) == pytest.approx(0.3)
     assert track.score_between(5_000_000, 6_000_000) == 0.0
     assert track.score_between(2_000_000, 2_000_000) == 0.0
