@@ -89,10 +89,6 @@ def main() -> None:
     args = ap.parse_args()
     import selection_bench as sb
 
-    pron = soundalike.dictionary()
-    rules = {"exact only": lambda a, b: False,
-             "letters (edit distance 1)": letters_alike,
-             "sound-alike (clipforge)": lambda a, b: soundalike.words_alike(a, b, pron)}
     sources: list[tuple[str, list[str], list[str]]] = []
     stm = [line.split(maxsplit=5)[5] for line in CALL.with_suffix(".stm").read_text().splitlines()]
     _, tr, _, _ = sb.analysis(CALL.with_suffix(".wav"), args.cache / "selection_cache")
@@ -106,6 +102,10 @@ def main() -> None:
         sources.append((f"{truth_path.stem.replace('.truth', '')} vs its speech track",
                         reference_text(audio), tokens(" ".join(w.text for w in tr.words))))
 
+    pron = soundalike.pronunciations({w for _, ref, heard in sources for w in ref + heard})
+    rules = {"exact only": lambda a, b: False,
+             "letters (edit distance 1)": letters_alike,
+             "sound-alike (clipforge)": lambda a, b: soundalike.words_alike(a, b, pron)}
     print(f"{'source':<42} {'pairs':>5}  " + "  ".join(f"{r:>26}" for r in rules))
     totals: dict[str, list[int]] = {r: [0, 0, 0, 0] for r in rules}  # linked, false, words w/ false
     all_pairs = 0

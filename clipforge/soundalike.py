@@ -17,8 +17,7 @@ prompt words the source never says (:func:`clipforge.edges.keyword_weights`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from .text import STOP_WORDS, stem, tokens
 from .transcribe import Word
@@ -37,21 +36,31 @@ MANNER = {
 }
 
 
-@lru_cache(maxsize=1)
-def dictionary() -> Mapping[str, tuple[tuple[str, ...], ...]]:
-    """word -> its pronunciations, from the pocketsphinx wheel's dictionary; empty when
-    the package is not installed (then nothing sounds alike)."""
+def dictionary_path() -> str:
+    """The pocketsphinx wheel's US-English pronouncing dictionary ('' without the
+    package: then nothing sounds alike)."""
     try:
         import pocketsphinx
     except ImportError:  # pragma: no cover - a pinned dependency
+        return ""
+    return str(pocketsphinx.get_model_path("en-us/cmudict-en-us.dict"))
+
+
+def pronunciations(words: Iterable[str]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """word -> its pronunciations, for the ``words`` the dictionary has. One scan of the
+    3 MB file, keeping only these words (the whole dictionary in memory would be about
+    70 MB); alternative pronunciations (``word(2)``) included."""
+    wanted = set(words)
+    path = dictionary_path()
+    if not wanted or not path:
         return {}
     out: dict[str, list[tuple[str, ...]]] = {}
-    path = pocketsphinx.get_model_path("en-us/cmudict-en-us.dict")
     with open(path, encoding="utf-8") as fh:
         for line in fh:
-            parts = line.split()
-            if len(parts) > 1:
-                out.setdefault(parts[0].split("(")[0], []).append(tuple(parts[1:]))
+            head = line[: line.find(" ")]
+            word = head.split("(", 1)[0]
+            if word in wanted:
+                out.setdefault(word, []).append(tuple(line.split()[1:]))
     return {w: tuple(p) for w, p in out.items()}
 
 
@@ -72,7 +81,7 @@ def words_alike(a: str, b: str, pron: Mapping[str, tuple[tuple[str, ...], ...]])
     return a != b and any(phones_alike(p, q) for p in pron.get(a, ()) for q in pron.get(b, ()))
 
 
-def aliases(missing: Mapping[str, Iterable[str]], source: Mapping[str, Iterable[str]]
+def aliases(missing: Mapping[str, Collection[str]], source: Mapping[str, Collection[str]]
             ) -> dict[str, str]:
     """Transcript stem -> the prompt keyword it sounds like.
 
@@ -82,7 +91,8 @@ def aliases(missing: Mapping[str, Iterable[str]], source: Mapping[str, Iterable[
     order (deterministic)."""
     if not missing:
         return {}
-    pron = dictionary()
+    pron = pronunciations({w for ws in missing.values() for w in ws}
+                          | {w for ws in source.values() for w in ws})
     out: dict[str, str] = {}
     for keyword in sorted(missing):
         said = sorted(set(missing[keyword]))

@@ -293,7 +293,9 @@ def test_a_sound_alike_of_a_word_the_source_never_says_counts_half() -> None:
     worth half of the word itself."""
     from clipforge import soundalike
 
-    pron = soundalike.dictionary()
+    pron = soundalike.pronunciations(["beep", "deep", "nine", "mine", "bead", "bip", "bee",
+                                      "seep", "dee", "xqzzv"])
+    assert pron["beep"] == (("B", "IY", "P"),) and "xqzzv" not in pron
     assert soundalike.words_alike("beep", "deep", pron)  # B IY P / D IY P
     assert soundalike.words_alike("nine", "mine", pron)  # nasal for nasal
     assert soundalike.words_alike("beep", "bead", pron)  # the last stop swapped
