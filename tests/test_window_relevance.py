@@ -326,3 +326,16 @@ def test_a_sound_alike_of_a_word_the_source_never_says_counts_half() -> None:
     assert 0 < heard_kw < said_kw
     # a word the source does say is matched as itself, never through a sound-alike
     assert build_context(tr, text, flat_audio(30), "a deep sound", None).keyword_aliases == {}
+
+
+def test_the_pronouncing_dictionary_is_sorted_for_its_binary_search() -> None:
+    """``soundalike.pronunciations`` binary-searches the file: a pocketsphinx release
+    that shipped it unsorted would make words silently unknown."""
+    from clipforge import soundalike
+
+    data, starts = soundalike._index()
+    assert len(starts) > 100_000
+    heads = [soundalike._entry(data, starts, k)[0] for k in range(len(starts))]
+    assert heads == sorted(heads)
+    assert soundalike.pronunciations(["zebra", "aardvark", "read"])["read"] == (
+        ("R", "EH", "D"), ("R", "IY", "D"))
