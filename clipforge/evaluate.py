@@ -7,6 +7,7 @@ points (segment in/out points) fall inside a spoken word.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,3 +280,39 @@ def cut_table(scores: list[CaseScore], quality: list[CutQuality]) -> str:
                      f"{q.inside_words_independent:>16} "
                      f"{q.loud_in_silence + q.inside_words_in_silence:>10}")
     return "\n".join(lines)
+
+
+def cut_quality_for(truth_path: str, out_dir: str, scores: list[CaseScore]
+                    ) -> tuple[list[CutQuality], dict[str, Any]]:
+    """Cut quality of each scored case's EDL (``OUT/<case id>/edl.json``), and what the
+    independent word pass was (method, audio, segments, segments left unaligned).
+
+    The cuts' levels are measured on the source's audio, the independent word pass runs
+    on :func:`reference_audio`. That pass is cached in
+    ``OUT/independent_words.json``, keyed by its audio's sha256 and the pass's method."""
+    from .audio import decode_mono_16k
+    from .identity import file_sha256
+
+    truth = json.loads(Path(truth_path).read_text())
+    video = str((Path(truth_path).parent / truth["video"]).resolve())
+    samples = decode_mono_16k(video)
+    ref_audio = reference_audio(Path(truth_path), truth)
+    sha = file_sha256(ref_audio)
+    cache = Path(out_dir) / "independent_words.json"
+    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    if cached.get("sha256") != sha or cached.get("method") != INDEPENDENT_METHOD:
+        speech_track = ref_audio != Path(video)
+        words, info = independent_words(decode_mono_16k(ref_audio) if speech_track else samples)
+        info["audio"] = "speech track without the noise" if speech_track else \
+            "the source's audio"
+        cached = {"sha256": sha, **info, "words": words}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(cached) + "\n")
+    ref_words = [(float(a), float(b)) for a, b in cached["words"]]
+    speech_db = speech_level_db(samples)
+    out = []
+    for s in scores:
+        edl_file = Path(out_dir) / s.id / "edl.json"
+        edl = json.loads(edl_file.read_text()) if not s.error and edl_file.is_file() else None
+        out.append(cut_quality(edl, samples, ref_words, speech_db))
+    return out, {k: v for k, v in cached.items() if k not in ("sha256", "words")}

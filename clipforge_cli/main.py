@@ -180,7 +180,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     if args.verbose:
         set_reporter(StderrReporter(total_stages=6))
-    from flows.evaluate import cut_quality_for, evaluate_truth
+    from clipforge.evaluate import cut_quality_for
+    from flows.evaluate import evaluate_truth
 
     out = Path(args.out) if args.out else settings.home / "eval" / truth.stem
     t0 = time.monotonic()

@@ -170,8 +170,7 @@ def test_eval_checks_cuts_against_words_a_second_acoustic_model_aligned(tmp_path
     """`clipforge eval`'s independent word pass: a Whisper transcription configured unlike
     the pipeline's, force-aligned by PocketSphinx, cached per video and method. A cut in
     the middle of an aligned word counts; a cut in the speaker's long pause does not."""
-    from clipforge.evaluate import INDEPENDENT_METHOD, CaseScore
-    from flows.evaluate import cut_quality_for
+    from clipforge.evaluate import INDEPENDENT_METHOD, CaseScore, cut_quality_for
 
     jfk = media("speech_en_11s__whisper_jfk.flac")
     truth = tmp_path / "t.json"
