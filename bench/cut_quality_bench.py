@@ -22,8 +22,11 @@ can differ slightly from `clipforge eval`) for every case, and this script score
   when it names one; the same reference for both versions, computed once with this
   worktree).
 
-The "after" worker sets ``frame_rate`` from the source's video stream (how the lead is
-to wire it). Figures are printed as a table and written as JSON with ``--json OUT``.
+Both workers set ``frame_rate`` from the source's video stream when their version's
+``SelectionParams`` has that field (a base from before frame-aware cuts has not, and its
+cuts stay on the 10 ms grid); until 2026-12 only the "after" worker did, so a before /
+after pair from then compared frame-aware cuts with unaware ones. Figures are printed
+as a table and written as JSON with ``--json OUT``.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ DEFAULT_TRUTH = HERE.parent / "shared" / "eval" / "public_episode.truth.json"
 SR = 16_000
 
 
-def worker(truth_path: str, after: bool) -> dict[str, Any]:
+def worker(truth_path: str) -> dict[str, Any]:
     from clipforge import analysis, probe, select, semantic
     from clipforge.config import Settings
     from clipforge.plan import segments_from_picks
@@ -61,7 +64,7 @@ def worker(truth_path: str, after: bool) -> dict[str, Any]:
     transcript, signals = analysis.analyse_audio(video, settings, duration_us=info.duration_us)
     text = analyse_text(transcript, lambda t: semantic.embed(t))
     rate = ""
-    if after and info.video is not None:
+    if info.video is not None:
         fps = info.video.fps
         rate = f"{fps.numerator}/{fps.denominator}"
     out: dict[str, Any] = {"words": [[w.start_us / 1e6, w.end_us / 1e6]
@@ -172,7 +175,7 @@ def main() -> None:
     ap.add_argument("--worker", choices=["before", "after"], default=None)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.truth[0], args.worker == "after")))
+        print(json.dumps(worker(args.truth[0])))
         return
     from clipforge.audio import decode_mono_16k
 
