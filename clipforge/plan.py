@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .edl import ClipRef, Edl, EdlOutput, EdlSource, Evidence, Highlight, Segment
-from .select import Pick
+from .select import MERGE_GAP_US, MERGE_PAUSE_US, Pick, follows_on
 from .timeutil import us_to_s
 
 
@@ -15,8 +15,6 @@ def fps_str(fps: Fraction) -> str:
     return f"{fps.numerator}" if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
 
 
-MERGE_GAP_US = 500_000  # picks closer than this become one segment (no needless cut)
-MERGE_PAUSE_US = 1_000_000  # ... and picks with no word between them, closer than this
 
 
 def segments_from_picks(picks: list[Pick], merge_gap_us: int = MERGE_GAP_US,
@@ -31,9 +29,8 @@ def segments_from_picks(picks: list[Pick], merge_gap_us: int = MERGE_GAP_US,
                      p.candidate.last_word) for p in picks)
     merged: list[list[int]] = []
     for start, end, first, last in ranges:
-        if merged and (start - merged[-1][1] < merge_gap_us
-                       or (first == merged[-1][2] + 1
-                           and start - merged[-1][1] < merge_pause_us)):
+        if merged and follows_on(merged[-1][1], merged[-1][2], start, first,
+                                 merge_gap_us=merge_gap_us, merge_pause_us=merge_pause_us):
             merged[-1][1] = max(merged[-1][1], end)
             merged[-1][2] = max(merged[-1][2], last)
         else:

@@ -64,6 +64,8 @@ SCORE_RULE = (
     "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
 )
 MIN_TEXT_RELEVANCE = 0.05
+MERGE_GAP_US = 500_000  # picks closer than this become one segment (no needless cut)
+MERGE_PAUSE_US = 1_000_000  # ... and picks with no word between them, closer than this
 FILL_FLOOR = 0.3  # absolute text relevance every pick after the first must reach
 
 
@@ -425,10 +427,90 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
             picked, ctx.transcript.words, ctx.text.sentences,
             max_clip_us=params.max_clip_us, target_us=params.target_us)
     picks = snap_cuts(picked, ctx.transcript.words, duration, params, ctx.audio.fine_db)
+    if not params.clips:
+        picks = trim_run_edges(ctx, picks, params, duration)
     if short and not params.clips:  # the reel's length as cut, not as first merged
         total = sum(p.cut_out_us - p.cut_in_us for p in picks)
         short = f"{total / 1e6:.1f} s of " + short.split(" of ", 1)[1]
     return [dataclasses.replace(p, short_reason=short) for p in picks]
+
+
+def follows_on(end_us: int, last_word: int, start_us: int, first_word: int, *,
+               merge_gap_us: int = MERGE_GAP_US, merge_pause_us: int = MERGE_PAUSE_US
+               ) -> bool:
+    """Whether a cut range starting at ``start_us`` with word ``first_word`` plays in one
+    segment with the range before it (ending at ``end_us``, last word ``last_word``):
+    closer than ``merge_gap_us``, or no word between them and closer than
+    ``merge_pause_us``. The rule of :func:`clipforge.plan.segments_from_picks`."""
+    return (start_us - end_us < merge_gap_us
+            or (first_word == last_word + 1 and start_us - end_us < merge_pause_us))
+
+
+def trim_run_edges(ctx: Context, picks: list[Pick], params: SelectionParams,
+                   duration_us: int) -> list[Pick]:
+    """Off-topic edge sentences of picks that play as one segment come off.
+
+    A window keeps an edge sentence that does not answer the prompt when the window
+    without it would be shorter than ``min_clip`` (:func:`clipforge.edges.trimmable`):
+    "Ask what you can do for your country." lasts 2.1 s, so its window went on into the
+    next recording's rap. When that pick follows on from another (:func:`follows_on`),
+    it is their segment that must last ``min_clip``, and it does. So for each run of
+    picks that :func:`clipforge.plan.segments_from_picks` will join, the last pick's
+    trailing sentences and the first pick's leading ones go while their own relevance
+    is under ``max(EDGE_ABS, EDGE_REL x the run's best sentence)`` (the trimming rule; a
+    sentence cut by a pick's edge counts with its own relevance), each pick keeping one
+    sentence, the run ``min_clip``, and the new edge a real pause (``MIN_PAUSE_US`` in
+    the transcript or the envelope: :mod:`clipforge.pauses`). A trimmed pick's cut is
+    placed again (:func:`snap_cuts`). Reels only; the picks keep their scores."""
+    words = ctx.transcript.words
+    if not ctx.relevance or len(picks) < 2:
+        return picks
+    order = sorted(range(len(picks)), key=lambda i: (picks[i].cut_in_us, picks[i].cut_out_us))
+    runs: list[list[int]] = [[order[0]]]
+    end, last = picks[order[0]].cut_out_us, picks[order[0]].candidate.last_word
+    for i in order[1:]:
+        p = picks[i]
+        if follows_on(end, last, p.cut_in_us, p.candidate.first_word):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+        end, last = max(end, p.cut_out_us), max(last, p.candidate.last_word)
+    bounds = pauses.Boundaries(words, ctx.audio.fine_db, duration_us)
+
+    def pause(k: int) -> int:  # the pause before word k
+        gap = words[k].start_us - max(w.end_us for w in words[:k]) if 0 < k < len(words) \
+            else pauses.SOURCE_EDGE
+        return max(gap, bounds.pause_us(k))
+
+    def lasts(first: int, last: int) -> bool:
+        return (max(w.end_us for w in words[first : last + 1]) - words[first].start_us
+                >= params.min_clip_us)
+    out = list(picks)
+    for run in (r for r in runs if len(r) > 1):
+        # per pick: its sentences (first word, last word, relevance), clipped to the pick
+        spans = {i: [(max(s.first_word, picks[i].candidate.first_word),
+                      min(s.last_word, picks[i].candidate.last_word), ctx.relevance[s.index])
+                     for s in ctx.text.sentences if s.last_word >= picks[i].candidate.first_word
+                     and s.first_word <= picks[i].candidate.last_word] for i in run}
+        floor = max(edges.EDGE_ABS, edges.EDGE_REL * max(r for i in run for *_, r in spans[i]))
+        head, tail = spans[run[0]], spans[run[-1]]
+        while (len(tail) > 1 and tail[-1][2] < floor and pause(tail[-1][0]) >= pauses.MIN_PAUSE_US
+               and lasts(head[0][0], tail[-2][1])):
+            tail.pop()
+        while (len(head) > 1 and head[0][2] < floor and pause(head[1][0]) >= pauses.MIN_PAUSE_US
+               and lasts(head[1][0], tail[-1][1])):
+            head.pop(0)
+        for i in (run[0], run[-1]):
+            w0, w1 = spans[i][0][0], spans[i][-1][1]
+            c = picks[i].candidate
+            if (w0, w1) != (c.first_word, c.last_word):
+                c = dataclasses.replace(
+                    c, start_us=words[w0].start_us,
+                    end_us=max(w.end_us for w in words[w0 : w1 + 1]), first_word=w0,
+                    last_word=w1, text=" ".join(w.text for w in words[w0 : w1 + 1]))
+                out[i] = snap_cuts([c], words, duration_us, params, ctx.audio.fine_db,
+                                   picks[i].short_reason)[0]
+    return out
 
 
 def trim_edge_clauses(ctx: Context, picked: list[Candidate], params: SelectionParams

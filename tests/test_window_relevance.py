@@ -339,3 +339,35 @@ def test_the_pronouncing_dictionary_is_sorted_for_its_binary_search() -> None:
     assert heads == sorted(heads)
     assert soundalike.pronunciations(["zebra", "aardvark", "read"])["read"] == (
         ("R", "EH", "D"), ("R", "IY", "D"))
+
+
+def test_an_edge_sentence_kept_only_for_length_goes_when_the_picks_play_as_one() -> None:
+    """A 1.8 s line that answers the prompt could only be a window by taking the next,
+    off-topic sentence along (min_clip 3 s). Right after another pick it plays in one
+    segment with it, which is long enough: the off-topic sentence goes. Not when the
+    line stands alone, and not when no pause separates it from the sentence after."""
+    from clipforge.plan import segments_from_picks
+    from clipforge.select import snap_cuts, trim_run_edges
+
+    a = "And so my fellow Americans ask not what your great country can do for you."
+    b = "Ask your country."
+    c = "Lots harder by being a lot smarter by being a self starter."
+    prompt = "ask your country"
+    params = SelectionParams.for_target(60)
+
+    def run(b_at: float, c_at: float) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        tr = transcript_from([(0, a), (b_at, b), (c_at, c), (c_at + 12, "The weather was fine.")])
+        ctx = build_context(tr, analyse_text(tr, None), flat_audio(c_at + 20), prompt, None)
+        by_words = {(x.first_word, x.last_word): x for x in candidates(ctx, params)}
+        picked = [by_words[(0, 14)], by_words[(15, 29)]]  # a; b with c (b alone: too short)
+        duration = tr.duration_us
+        picks = snap_cuts(picked, tr.words, duration, params, ctx.audio.fine_db)
+        out = trim_run_edges(ctx, picks, params, duration)
+        return ([(p.candidate.first_word, p.candidate.last_word) for p in out],
+                segments_from_picks(out))
+
+    spans, segments = run(10.7, 13.1)  # b follows a (0.5 s), c after a 0.6 s pause
+    assert spans == [(0, 14), (15, 17)]
+    assert len(segments) == 1 and segments[0][1] < 13.1 * S
+    assert run(30.0, 32.4)[0] == [(0, 14), (15, 29)]  # b alone: its window must keep c
+    assert run(10.7, 12.55)[0] == [(0, 14), (15, 29)]  # no pause between b and c: stays
