@@ -228,11 +228,8 @@ def prefer_pauses(picks: list[Candidate], ec: EdgeContext, *, min_clip_us: int,
         f, la = move_edges(ec, c.first_word, c.last_word, bounds)
         if (f, la) == (c.first_word, c.last_word):
             continue
-        start = words[f].start_us
-        end = max(w.end_us for w in words[f:la + 1])
-        out[i] = replace(c, first_word=f, last_word=la, start_us=start, end_us=end,
-                         text=" ".join(w.text for w in words[f:la + 1]))
-        total += (end - start) - length
+        out[i] = c.spanning(words, f, la)
+        total += (out[i].end_us - out[i].start_us) - length
     return out
 
 

@@ -39,7 +39,7 @@ target; candidates scoring under ``min_relative`` of the best are never taken.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,14 @@ class Candidate:
     text: str
     chunk: int = field(compare=False)
     evidence: tuple[tuple[str, float], ...] = field(default=(), compare=False)
+
+    def spanning(self, words: Sequence[Word], first: int, last: int) -> Candidate:
+        """The same candidate (score, evidence) over ``words[first..last]``: its times and
+        text follow the new edges."""
+        return dataclasses.replace(
+            self, first_word=first, last_word=last, start_us=words[first].start_us,
+            end_us=max(w.end_us for w in words[first : last + 1]),
+            text=" ".join(w.text for w in words[first : last + 1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,12 +512,8 @@ def trim_run_edges(ctx: Context, picks: list[Pick], params: SelectionParams,
             w0, w1 = spans[i][0][0], spans[i][-1][1]
             c = picks[i].candidate
             if (w0, w1) != (c.first_word, c.last_word):
-                c = dataclasses.replace(
-                    c, start_us=words[w0].start_us,
-                    end_us=max(w.end_us for w in words[w0 : w1 + 1]), first_word=w0,
-                    last_word=w1, text=" ".join(w.text for w in words[w0 : w1 + 1]))
-                out[i] = snap_cuts([c], words, duration_us, params, ctx.audio.fine_db,
-                                   picks[i].short_reason)[0]
+                out[i] = snap_cuts([c.spanning(words, w0, w1)], words, duration_us, params,
+                                   ctx.audio.fine_db, picks[i].short_reason)[0]
     return out
 
 
@@ -530,12 +534,8 @@ def trim_edge_clauses(ctx: Context, picked: list[Candidate], params: SelectionPa
         w0, w1 = edges.trim_span(c.first_word, c.last_word, ctx.text.sentences,
                                  ctx.text.parts, ctx.relevance, ctx.part_relevance,
                                  ctx.text.part_link, params.min_clip_us)
-        if (w0, w1) != (c.first_word, c.last_word):
-            c = dataclasses.replace(
-                c, start_us=words[w0].start_us,
-                end_us=max(w.end_us for w in words[w0 : w1 + 1]), first_word=w0,
-                last_word=w1, text=" ".join(w.text for w in words[w0 : w1 + 1]))
-        out.append(c)
+        out.append(c.spanning(words, w0, w1) if (w0, w1) != (c.first_word, c.last_word)
+                   else c)
     return out
 
 
