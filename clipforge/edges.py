@@ -89,6 +89,7 @@ def keyword_score(window: Sequence[str], weights: Mapping[str, float],
     aliases = aliases or {}
     credit: dict[str, float] = {}
     hits = []
+    said = 0.0
     for x in window:
         if x in weights:
             k, c = x, 1.0
@@ -97,10 +98,10 @@ def keyword_score(window: Sequence[str], weights: Mapping[str, float],
         else:
             continue
         hits.append(x)
+        said += c
         credit[k] = max(credit.get(k, 0.0), c)
     if not hits:
         return 0.0, hits
-    said = sum(1.0 if x in weights else soundalike.CREDIT for x in hits)
     density = min(1.0, said / len(window) / KEYWORD_FULL_DENSITY)
     coverage = min(1.0, sum(weights[k] * credit[k] for k in sorted(credit)))
     return density * (COVERAGE_BASE + (1.0 - COVERAGE_BASE) * coverage), hits

@@ -134,13 +134,16 @@ def aliases(missing: Mapping[str, Collection[str]], source: Mapping[str, Collect
 def keyword_aliases(prompt: str, words: Sequence[Word], stems: Sequence[str]) -> dict[str, str]:
     """:func:`aliases` for a prompt and a transcript (``stems`` one per word, '' for stop
     words, :func:`clipforge.textanalysis.word_stems`)."""
+    said = set(stems)
+    missing: dict[str, set[str]] = {}
+    for t in tokens(prompt):
+        if t not in STOP_WORDS and stem(t) not in said:
+            missing.setdefault(stem(t), set()).add(t)
+    if not missing:  # the common case: no transcript pass at all
+        return {}
     source: dict[str, set[str]] = {}
     for w, s in zip(words, stems, strict=True):
         if s:
             source.setdefault(s, set()).update(
                 t for t in tokens(w.text) if t not in STOP_WORDS and stem(t) == s)
-    missing: dict[str, set[str]] = {}
-    for t in tokens(prompt):
-        if t not in STOP_WORDS and stem(t) not in source:
-            missing.setdefault(stem(t), set()).add(t)
     return aliases(missing, source)
