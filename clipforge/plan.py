@@ -15,8 +15,6 @@ def fps_str(fps: Fraction) -> str:
     return f"{fps.numerator}" if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
 
 
-
-
 def segments_from_picks(picks: list[Pick], merge_gap_us: int = MERGE_GAP_US,
                         merge_pause_us: int = MERGE_PAUSE_US) -> list[tuple[int, int]]:
     """Chronological cut ranges. Picks that overlap, touch or lie closer than

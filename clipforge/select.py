@@ -467,8 +467,8 @@ def trim_run_edges(ctx: Context, picks: list[Pick], params: SelectionParams,
     trailing sentences and the first pick's leading ones go while their own relevance
     is under ``max(EDGE_ABS, EDGE_REL x the run's best sentence)`` (the trimming rule; a
     sentence cut by a pick's edge counts with its own relevance), each pick keeping one
-    sentence, the run ``min_clip``, and the new edge a real pause (``MIN_PAUSE_US`` in
-    the transcript or the envelope: :mod:`clipforge.pauses`). A trimmed pick's cut is
+    sentence, the run ``min_clip``, and the new edge a real pause (``MIN_PAUSE_US``
+    between the transcript's words, :mod:`clipforge.pauses`). A trimmed pick's cut is
     placed again (:func:`snap_cuts`). Reels only; the picks keep their scores."""
     words = ctx.transcript.words
     if not ctx.relevance or len(picks) < 2:
@@ -483,12 +483,10 @@ def trim_run_edges(ctx: Context, picks: list[Pick], params: SelectionParams,
         else:
             runs.append([i])
         end, last = max(end, p.cut_out_us), max(last, p.candidate.last_word)
-    bounds = pauses.Boundaries(words, ctx.audio.fine_db, duration_us)
 
-    def pause(k: int) -> int:  # the pause before word k
-        gap = words[k].start_us - max(w.end_us for w in words[:k]) if 0 < k < len(words) \
-            else pauses.SOURCE_EDGE
-        return max(gap, bounds.pause_us(k))
+    def pause(k: int) -> int:  # the transcript's pause before word k (the envelope's
+        # acoustic gap lies inside it, so it is never the longer of the two)
+        return words[k].start_us - max(w.end_us for w in words[:k])
 
     def lasts(first: int, last: int) -> bool:
         return (max(w.end_us for w in words[first : last + 1]) - words[first].start_us
