@@ -319,9 +319,9 @@ def test_a_sound_alike_of_a_word_the_source_never_says_counts_half() -> None:
     assert "deep" in top.matched
     # half credit: the same line with "beep" itself scores higher
     said = transcript_from([(0, "Okay I thought I heard a beep sound on the line.")])
-    said_ctx = build_context(said, analyse_text(said, None), flat_audio(10), prompt, None)
-    heard_kw, _ = keyword_score(text.stems[:11], ctx.keyword_weights, ctx.keyword_aliases)
     said_text = analyse_text(said, None)
+    said_ctx = build_context(said, said_text, flat_audio(10), prompt, None)
+    heard_kw, _ = keyword_score(text.stems[:11], ctx.keyword_weights, ctx.keyword_aliases)
     said_kw, _ = keyword_score(said_text.stems, said_ctx.keyword_weights)
     assert 0 < heard_kw < said_kw
     # a word the source does say is matched as itself, never through a sound-alike
