@@ -207,7 +207,8 @@ def compose(manifest_path: Path, out_dir: Path) -> Path:
 def results_table(results: dict[str, dict[str, Any]]) -> str:
     """One line per set from ``clipforge eval --json`` outputs (name -> parsed JSON)."""
     head = (f"{'set':<22} {'cases':>5} {'hit@1':>7} {'hit@3':>7} {'precision':>9} "
-            f"{'quiet cuts':>11} {'in-word':>8}   loud / in-word cuts in silence")
+            f"{'quiet cuts':>11} {'in-word':>8} {'off-part segments':>18}   "
+            "loud / in-word cuts in silence")
     lines = [head, "-" * len(head)]
     for name, res in results.items():
         s = res["summary"]
@@ -217,7 +218,8 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"{name:<22} {n:>5} {s['hit@1']:>3}/{n:<3} {s['hit@3']:>3}/{n:<3} "
             f"{s.get('mean_precision', s['mean_overlap']):>9.2f} {quiet:>5}/{cuts:<5} "
-            f"{s.get('cuts_inside_words_independent', s['cuts_inside_words']):>8}   "
+            f"{s.get('cuts_inside_words_independent', s['cuts_inside_words']):>8} "
+            f"{s.get('off_part_segments', 0):>11}/{s.get('segments', 0):<6}   "
             f"{s.get('cuts_loud_in_silence', 0)} / {s.get('cuts_inside_words_in_silence', 0)}")
     return "\n".join(lines)
 

@@ -1,13 +1,16 @@
 """Scoring ranked highlights against ground truth (see ../shared/eval/README.md).
 
 A case is a hit@k when one of the top k highlights has at least half of its own length
-inside the expected span. Also: the top highlight's overlap share, and how many cut
-points (segment in/out points) fall inside a spoken word.
+inside the expected span. Also: the top highlight's overlap share, how many cut
+points (segment in/out points) fall inside a spoken word, and how much of the whole reel
+lies in the part of the episode (one recording) that holds the expected span: a segment
+with less than half of itself there pads the reel with another recording's moment.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,9 @@ class CaseScore:
     cuts: int
     cuts_inside_words: int
     error: str = ""
+    segments: int = 0
+    off_part_segments: int = 0  # reel segments less than half inside the expected part
+    reel_on_part: float = 0.0  # share of the reel's seconds inside that part
 
 
 def inside_share(span: tuple[float, float], expected: tuple[float, float]) -> float:
@@ -42,8 +48,17 @@ def cut_inside_word(t: float, words: list[tuple[float, float]], tolerance: float
     return any(w0 + tolerance < t < w1 - tolerance for w0, w1 in words)
 
 
+def expected_part(expected: tuple[float, float], parts: Sequence[Sequence[float]]
+                  ) -> tuple[float, float]:
+    """The part (one recording of a composed episode) that holds the expected span's
+    middle; the expected span itself when no part does (or none are given)."""
+    mid = (expected[0] + expected[1]) / 2
+    return next(((float(a), float(b)) for a, b in parts if a <= mid <= b), expected)
+
+
 def score_case(case: dict[str, Any], edl: dict[str, Any] | None,
-               words: list[tuple[float, float]], error: str = "") -> CaseScore:
+               words: list[tuple[float, float]], error: str = "",
+               parts: Sequence[Sequence[float]] = ()) -> CaseScore:
     expected = (float(case["expected"][0]), float(case["expected"][1]))
     if edl is None:
         return CaseScore(case["id"], case["prompt"], expected, None, "", False, False, 0.0, 0, 0,
@@ -51,6 +66,10 @@ def score_case(case: dict[str, Any], edl: dict[str, Any] | None,
     spans = [(float(h["start"]), float(h["end"])) for h in edl["highlights"]]
     hits = [inside_share(s, expected) >= 0.5 for s in spans]
     cuts = [t for seg in edl["segments"] for t in (seg["source_in"], seg["source_out"])]
+    part = expected_part(expected, parts)
+    segs = [(float(seg["source_in"]), float(seg["source_out"])) for seg in edl["segments"]]
+    reel = sum(b - a for a, b in segs)
+    on_part = sum(inside_share(sg, part) * (sg[1] - sg[0]) for sg in segs)
     return CaseScore(
         id=case["id"],
         prompt=case["prompt"],
@@ -63,6 +82,9 @@ def score_case(case: dict[str, Any], edl: dict[str, Any] | None,
         cuts=len(cuts),
         cuts_inside_words=sum(cut_inside_word(t, words) for t in cuts),
         error=error,
+        segments=len(segs),
+        off_part_segments=sum(inside_share(sg, part) < 0.5 for sg in segs),
+        reel_on_part=round(on_part / reel, 4) if reel > 0 else 0.0,
     )
 
 
@@ -75,6 +97,9 @@ def summary(scores: list[CaseScore]) -> dict[str, Any]:
         "mean_overlap": round(sum(s.overlap for s in scores) / n, 4) if n else 0.0,
         "cuts": sum(s.cuts for s in scores),
         "cuts_inside_words": sum(s.cuts_inside_words for s in scores),
+        "segments": sum(s.segments for s in scores),
+        "off_part_segments": sum(s.off_part_segments for s in scores),
+        "mean_reel_on_part": round(sum(s.reel_on_part for s in scores) / n, 4) if n else 0.0,
     }
 
 

@@ -40,6 +40,7 @@ def evaluate_truth(truth_path: str, out_dir: str, target_seconds: float = 60.0
     transcript, _ = audio_analysis_task(video, file_sha256(video), info.duration_us,
                                         load_settings())
     words = [(w.start_us / 1e6, w.end_us / 1e6) for w in transcript.words]
+    parts = list(truth.get("parts", {}).values())
     for case, edl, error in edls:
-        scores.append(score_case(case, edl, words, error))
+        scores.append(score_case(case, edl, words, error, parts))
     return scores

@@ -131,6 +131,29 @@ def test_summary_names_precision_and_counts_quiet_cuts() -> None:
     assert out["cuts_quiet_share"] == 0.5 and out["cuts_inside_words_independent"] == 1
 
 
+def test_reel_segments_from_another_part_are_counted_as_padding() -> None:
+    """Parts 0-40 s and 40-80 s; the expected span lies in the second. Of a reel of 50-60,
+    62-70 and 30-38 s (a moment of the first recording), 18 of 26 s lie in the expected
+    part and one segment is off it; a segment half in counts as on."""
+    from clipforge.evaluate import score_case, summary
+
+    case = {"id": "c", "prompt": "p", "expected": [50.0, 60.0]}
+    segs = [(50.0, 60.0), (62.0, 70.0), (30.0, 38.0)]
+    edl = {"highlights": [{"start": 50.0, "end": 60.0, "text": "t"}],
+           "segments": [{"source_in": a, "source_out": b} for a, b in segs]}
+    s = score_case(case, edl, [], parts=[[0.0, 40.0], [40.0, 80.0]])
+    assert s.segments == 3 and s.off_part_segments == 1
+    assert s.reel_on_part == round(18 / 26, 4)
+    half = score_case(case, {**edl, "segments": [{"source_in": 36.0, "source_out": 44.0}]},
+                      [], parts=[[0.0, 40.0], [40.0, 80.0]])
+    assert half.off_part_segments == 0 and half.reel_on_part == 0.5
+    # without parts the expected span itself is the reference
+    alone = score_case(case, edl, [])
+    assert alone.off_part_segments == 2
+    assert summary([s, half])["off_part_segments"] == 1
+    assert summary([s, half])["segments"] == 4
+
+
 @pytest.mark.parametrize("name", ["noisy.json", "speakers.json", "paraphrase.json"])
 def test_shipped_manifests_resolve(name: str) -> None:
     from clipforge.episodes import resolve_source
