@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from .feedback.weights import factor
 from .llm import ChunkText, LlmPick
-from .select import Candidate, Chunk, Context, SelectionParams, make_chunks, score_window
+from .picks import Candidate, Chunk, Context, SelectionParams
+from .select import make_chunks, score_window
 
 
 def chunk_texts(ctx: Context, params: SelectionParams) -> list[tuple[Chunk, ChunkText]]:

@@ -40,7 +40,7 @@ from .text import Sentence
 from .transcribe import Word
 
 if TYPE_CHECKING:
-    from .select import Candidate
+    from .picks import Candidate
 
 MIN_PAUSE_US = 120_000
 MAX_SHIFT_US = 2_500_000
@@ -202,7 +202,7 @@ def move_edges(ec: EdgeContext, first: int, last: int, bounds: Bounds) -> tuple[
 def prefer_pauses(picks: list[Candidate], ec: EdgeContext, *, min_clip_us: int,
                   max_clip_us: int, target_us: int = 0, bridge: bool = True
                   ) -> list[Candidate]:
-    """:func:`move_edges` on every pick (``clipforge.select.Candidate``), in rank order.
+    """:func:`move_edges` on every pick (``clipforge.picks.Candidate``), in rank order.
 
     Picks never grow into one another; with ``target_us`` > 0 (one reel) the reel's total
     never grows past the target (nor past its own length when it was already longer).

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .edl import ClipRef, Edl, EdlOutput, EdlSource, Evidence, Highlight, Segment
-from .select import MERGE_GAP_US, MERGE_PAUSE_US, Pick, follows_on
+from .picks import Pick
+from .refine import MERGE_GAP_US, MERGE_PAUSE_US, follows_on
 from .timeutil import us_to_s
 
 

@@ -39,21 +39,21 @@ target; candidates scoring under ``min_relative`` of the best are never taken.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from . import cutpoints, edges, pauses, soundalike
+from . import edges, pauses, soundalike
 from .errors import NoHighlightsError
 from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights, factor
 from .feedback.weights import delivery as delivery_of
+from .picks import Candidate, Chunk, Context, Pick, SelectionParams
+from .refine import edges_on_pauses, snap_cuts, trim_edge_clauses, trim_run_edges
 from .signals import AudioSignals
 from .text import Sentence, prompt_keywords
 from .textanalysis import TextAnalysis
-from .timeutil import s_to_us
-from .transcribe import Transcript, Word
+from .transcribe import Transcript
 
 SCORE_RULE = (
     "text*(0.6+0.4*delivery)*(0.85+0.15*visual); text=1-(1-keyword)*(1-semantic); "
@@ -64,90 +64,9 @@ SCORE_RULE = (
     "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
 )
 MIN_TEXT_RELEVANCE = 0.05
-MERGE_GAP_US = 500_000  # picks closer than this become one segment (no needless cut)
-MERGE_PAUSE_US = 1_000_000  # ... and picks with no word between them, closer than this
-FILL_FLOOR = 0.3  # absolute text relevance every pick after the first must reach
-# ... and, when a later pick says none of the prompt's words and lies in a topic no pick
-# before it is in, this share of the first pick's text relevance
+# a later pick that says none of the prompt's words, in a topic no pick before it is in,
+# must reach this share of the first pick's text relevance (besides the fill floor)
 CROSS_TOPIC_SHARE = 0.75
-
-
-@dataclass(frozen=True, slots=True)
-class SelectionParams:
-    target_us: int = 60_000_000
-    min_clip_us: int = 3_000_000
-    max_clip_us: int = 30_000_000
-    chunk_us: int = 300_000_000
-    overlap_us: int = 30_000_000
-    lead_pad_us: int = 100_000
-    tail_pad_us: int = 100_000
-    min_relative: float = 0.35
-    clips: int = 0  # 0: one reel filling target_us; N: the N best separate clips
-    fill_floor: float = FILL_FLOOR
-    frame_rate: str = ""  # source video frame rate ("30000/1001"); "" = no frame grid
-
-    def to_json(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for k in self.__dataclass_fields__:
-            v = getattr(self, k)
-            out[k.removesuffix("_us") + ("_s" if k.endswith("_us") else "")] = (
-                round(v / 1e6, 3) if k.endswith("_us") else v
-            )
-        return out
-
-    @classmethod
-    def for_target(cls, target_seconds: float, clips: int = 0, *,
-                   chunk_seconds: float = 300.0, overlap_seconds: float = 30.0
-                   ) -> SelectionParams:
-        target = s_to_us(target_seconds)
-        max_clip = target if clips else min(cls().max_clip_us, target)
-        # Every window up to max_clip lies wholly inside some chunk iff overlap >= max_clip
-        # (chunk k covers [k(C-O), k(C-O)+C]); so the overlap is raised to max_clip if needed.
-        overlap = max(s_to_us(overlap_seconds), max_clip)
-        chunk = max(s_to_us(chunk_seconds), 2 * overlap)
-        return cls(target_us=target, max_clip_us=max_clip, clips=clips, chunk_us=chunk,
-                   overlap_us=overlap)
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    index: int
-    start_us: int
-    end_us: int
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    start_us: int  # first word's start
-    end_us: int  # last word's end
-    first_word: int
-    last_word: int
-    score: float
-    keyword_density: float
-    audio_energy: float
-    matched: tuple[str, ...]
-    text: str
-    chunk: int = field(compare=False)
-    evidence: tuple[tuple[str, float], ...] = field(default=(), compare=False)
-    topics: tuple[int, ...] = field(default=(), compare=False)  # its sentences' topic ids
-
-    def spanning(self, words: Sequence[Word], first: int, last: int) -> Candidate:
-        """The same candidate (score, evidence) over ``words[first..last]``: its times and
-        text follow the new edges."""
-        return dataclasses.replace(
-            self, first_word=first, last_word=last, start_us=words[first].start_us,
-            end_us=max(w.end_us for w in words[first : last + 1]),
-            text=" ".join(w.text for w in words[first : last + 1]))
-
-
-@dataclass(frozen=True, slots=True)
-class Pick:
-    """A chosen candidate with its cut points (snapped into the gaps between words)."""
-
-    candidate: Candidate
-    cut_in_us: int
-    cut_out_us: int
-    short_reason: str = field(default="", compare=False)  # why the reel is under target
 
 
 def make_chunks(duration_us: int, chunk_us: int, overlap_us: int) -> list[Chunk]:
@@ -162,28 +81,6 @@ def make_chunks(duration_us: int, chunk_us: int, overlap_us: int) -> list[Chunk]
             return chunks
         start = end - overlap_us
 
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Everything selection reads, prompt included; built once per selection."""
-
-    transcript: Transcript
-    text: TextAnalysis
-    audio: AudioSignals
-    keywords: frozenset[str]
-    prompt_vec: np.ndarray | None
-    visual: Any | None  # clipforge.visual.VisualTrack or None
-    rate_ref: float  # the source's 95th-percentile speech rate (words/s)
-    image_text_vec: np.ndarray | None = None  # the prompt in the image-text model's space
-    relevance: tuple[float, ...] = ()  # per sentence: 1-(1-keyword)(1-semantic) on its own
-    topic: tuple[int, ...] = ()  # per sentence: topic number (TextTiling; all 0 without)
-    weights: ScoreWeights = DEFAULT_WEIGHTS  # the scoring weights in force (feedback loop)
-    cosines: np.ndarray | None = None  # per sentence: cosine with the prompt (None: none)
-    # per prompt keyword: its share of the prompt by inverse sentence frequency
-    keyword_weights: Mapping[str, float] = field(default_factory=dict)
-    part_relevance: tuple[float, ...] = ()  # per clause of ``text.parts``: its own relevance
-    # transcript stem -> the prompt keyword the source never says that it sounds like
-    keyword_aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 def _speech_rate_ref(text: TextAnalysis) -> float:
@@ -399,31 +296,6 @@ def merge_with_reason(cands: list[Candidate], params: SelectionParams
     return picked, f"{got} of {want}: {why}"
 
 
-def snap_cuts(picks: list[Candidate], words: tuple[Word, ...], duration_us: int,
-              params: SelectionParams, fine_db: np.ndarray | None = None,
-              short_reason: str = "") -> list[Pick]:
-    """Cut points in the quiet around each pick (:mod:`clipforge.cutpoints`): at the
-    acoustic minimum of the gap before the first word / after the last, never inside a
-    word, never past the middle of the gap. Without an envelope: ``lead_pad`` before the
-    first word and ``tail_pad`` after the last (still bounded by the gap's middle).
-    """
-    env = fine_db if fine_db is not None else np.zeros(0, np.float32)
-    fps = cutpoints.parse_rate(params.frame_rate)
-    out: list[Pick] = []
-    for c in picks:
-        prev_end = max((w.end_us for w in words[: c.first_word]), default=0)
-        has_next = c.last_word + 1 < len(words)
-        next_start = words[c.last_word + 1].start_us if has_next else duration_us
-        first_start = words[c.first_word].start_us
-        last_end = max(w.end_us for w in words[c.first_word : c.last_word + 1])
-        cut_in = cutpoints.cut_in(env, prev_end, first_start, lead_pad_us=params.lead_pad_us,
-                                  fps=fps)
-        cut_out = min(duration_us, cutpoints.cut_out(env, last_end, next_start,
-                                                     tail_pad_us=params.tail_pad_us, fps=fps,
-                                                     has_next=has_next))
-        out.append(Pick(c, cut_in, max(cut_out, cut_in + 1), short_reason))
-    return out
-
 
 def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = "",
            extra: list[Candidate] | None = None) -> list[Pick]:
@@ -463,110 +335,3 @@ def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = 
         total = sum(p.cut_out_us - p.cut_in_us for p in picks)
         short = f"{total / 1e6:.1f} s of " + short.split(" of ", 1)[1]
     return [dataclasses.replace(p, short_reason=short) for p in picks]
-
-
-def follows_on(end_us: int, last_word: int, start_us: int, first_word: int, *,
-               merge_gap_us: int = MERGE_GAP_US, merge_pause_us: int = MERGE_PAUSE_US
-               ) -> bool:
-    """Whether a cut range starting at ``start_us`` with word ``first_word`` plays in one
-    segment with the range before it (ending at ``end_us``, last word ``last_word``):
-    closer than ``merge_gap_us``, or no word between them and closer than
-    ``merge_pause_us``. The rule of :func:`clipforge.plan.segments_from_picks`."""
-    return (start_us - end_us < merge_gap_us
-            or (first_word == last_word + 1 and start_us - end_us < merge_pause_us))
-
-
-def trim_run_edges(ctx: Context, picks: list[Pick], params: SelectionParams,
-                   duration_us: int) -> list[Pick]:
-    """Off-topic edge sentences of picks that play as one segment come off.
-
-    A window keeps an edge sentence that does not answer the prompt when the window
-    without it would be shorter than ``min_clip`` (:func:`clipforge.edges.trimmable`):
-    "Ask what you can do for your country." lasts 2.1 s, so its window went on into the
-    next recording's rap. When that pick follows on from another (:func:`follows_on`),
-    it is their segment that must last ``min_clip``, and it does. So for each run of
-    picks that :func:`clipforge.plan.segments_from_picks` will join, the last pick's
-    trailing sentences and the first pick's leading ones go while their own relevance
-    is under ``max(EDGE_ABS, EDGE_REL x the run's best sentence)`` (the trimming rule; a
-    sentence cut by a pick's edge counts with its own relevance), each pick keeping one
-    sentence, the run ``min_clip``, and the new edge a real pause (``MIN_PAUSE_US``
-    between the transcript's words, :mod:`clipforge.pauses`). A trimmed pick's cut is
-    placed again (:func:`snap_cuts`). Reels only; the picks keep their scores."""
-    words = ctx.transcript.words
-    if not ctx.relevance or len(picks) < 2:
-        return picks
-    order = sorted(range(len(picks)), key=lambda i: (picks[i].cut_in_us, picks[i].cut_out_us))
-    runs: list[list[int]] = [[order[0]]]
-    end, last = picks[order[0]].cut_out_us, picks[order[0]].candidate.last_word
-    for i in order[1:]:
-        p = picks[i]
-        if follows_on(end, last, p.cut_in_us, p.candidate.first_word):
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-        end, last = max(end, p.cut_out_us), max(last, p.candidate.last_word)
-
-    def pause(k: int) -> int:  # the transcript's pause before word k (the envelope's
-        # acoustic gap lies inside it, so it is never the longer of the two)
-        return words[k].start_us - max(w.end_us for w in words[:k])
-
-    def lasts(first: int, last: int) -> bool:
-        return (max(w.end_us for w in words[first : last + 1]) - words[first].start_us
-                >= params.min_clip_us)
-    out = list(picks)
-    for run in (r for r in runs if len(r) > 1):
-        # per pick: its sentences (first word, last word, relevance), clipped to the pick
-        spans = {i: [(max(s.first_word, picks[i].candidate.first_word),
-                      min(s.last_word, picks[i].candidate.last_word), ctx.relevance[s.index])
-                     for s in ctx.text.sentences if s.last_word >= picks[i].candidate.first_word
-                     and s.first_word <= picks[i].candidate.last_word] for i in run}
-        floor = max(edges.EDGE_ABS, edges.EDGE_REL * max(r for i in run for *_, r in spans[i]))
-        head, tail = spans[run[0]], spans[run[-1]]
-        while (len(tail) > 1 and tail[-1][2] < floor and pause(tail[-1][0]) >= pauses.MIN_PAUSE_US
-               and lasts(head[0][0], tail[-2][1])):
-            tail.pop()
-        while (len(head) > 1 and head[0][2] < floor and pause(head[1][0]) >= pauses.MIN_PAUSE_US
-               and lasts(head[1][0], tail[-1][1])):
-            head.pop(0)
-        for i in (run[0], run[-1]):
-            w0, w1 = spans[i][0][0], spans[i][-1][1]
-            c = picks[i].candidate
-            if (w0, w1) != (c.first_word, c.last_word):
-                out[i] = snap_cuts([c.spanning(words, w0, w1)], words, duration_us, params,
-                                   ctx.audio.fine_db, picks[i].short_reason)[0]
-    return out
-
-
-def trim_edge_clauses(ctx: Context, picked: list[Candidate], params: SelectionParams
-                      ) -> list[Candidate]:
-    """Each pick's trailing clauses of its last sentence that do not answer the prompt
-    come off (:func:`clipforge.edges.trim_span`), as long as the pick still lasts
-    ``min_clip``. A speech model often joins two sentences with a
-    comma ("... including commercial uses, on the bottom right you can see the time."),
-    and a whole-sentence window would carry the second one along. A clause that
-    continues the one before it stays, relevant or not. The pick keeps its
-    score: this changes its edges, not which moments are picked."""
-    if not ctx.text.parts:
-        return picked
-    words = ctx.transcript.words
-    out = []
-    for c in picked:
-        w0, w1 = edges.trim_span(c.first_word, c.last_word, ctx.text.sentences,
-                                 ctx.text.parts, ctx.relevance, ctx.part_relevance,
-                                 ctx.text.part_link, params.min_clip_us)
-        out.append(c.spanning(words, w0, w1) if (w0, w1) != (c.first_word, c.last_word)
-                   else c)
-    return out
-
-
-def edges_on_pauses(ctx: Context, picked: list[Candidate], params: SelectionParams,
-                    duration_us: int) -> list[Candidate]:
-    """Each pick's first/last word moved to a boundary with a real pause when its own
-    boundary has none (:mod:`clipforge.pauses`)."""
-    ec = pauses.edge_context(ctx.transcript.words, ctx.text.sentences, ctx.text.stems,
-                             ctx.keywords, ctx.audio.fine_db, duration_us, ctx.relevance,
-                             ctx.topic)
-    return pauses.prefer_pauses(picked, ec, min_clip_us=params.min_clip_us,
-                                max_clip_us=params.max_clip_us,
-                                target_us=0 if params.clips else params.target_us,
-                                bridge=not params.clips)

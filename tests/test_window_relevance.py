@@ -347,7 +347,7 @@ def test_an_edge_sentence_kept_only_for_length_goes_when_the_picks_play_as_one()
     segment with it, which is long enough: the off-topic sentence goes. Not when the
     line stands alone, and not when no pause separates it from the sentence after."""
     from clipforge.plan import segments_from_picks
-    from clipforge.select import snap_cuts, trim_run_edges
+    from clipforge.refine import snap_cuts, trim_run_edges
 
     a = "And so my fellow Americans ask not what your great country can do for you."
     b = "Ask your country."
