@@ -261,7 +261,7 @@ def adopted(imported, cli_env) -> dict:
 
 def test_retrain_adopts_weights_that_follow_the_outcomes(adopted: dict) -> None:
     results, status = adopted["results"], adopted["status"]
-    assert results[0]["status"] == "adopted", results
+    assert results[0]["status"] == "adopted", json.dumps(results)
     assert all(r["sample_count"] >= 30 for r in results)
     force = status["in_force"]
     assert force["version"] >= 1 and force["name"] == f"v{force['version']}"
