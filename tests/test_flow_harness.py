@@ -35,7 +35,9 @@ def test_flow_run_publishes_highlights_table_and_summary(service_urls, clipforge
     monkeypatch.setenv("CLIPFORGE_HOME", str(clipforge_home))
     monkeypatch.setenv("CLIPFORGE_DATABASE_URL", service_urls.database_url)
     monkeypatch.setenv("CLIPFORGE_REDIS_URL", service_urls.redis_url)
-    with prefect_test_harness():
+    # Prefect's default 30 s start-up wait is too short on a loaded 2-core machine (a
+    # CI run with both cores busy timed out there); 180 s.
+    with prefect_test_harness(server_startup_timeout=180):
         result = clip_job(ClipRequest(
             video=str(media("speech_en_11s__whisper_jfk.flac")),
             prompt="ask not what your country can do for you",

@@ -180,7 +180,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("DO_NOT_TRACK", "1")
         for var in ("PREFECT_API_URL", "PREFECT_PROFILE", *DASK_VARS):
             mp.delenv(var, raising=False)
-        with prefect_test_harness(server_startup_timeout=60):
+        with prefect_test_harness(server_startup_timeout=180):
             yield home
 
 
