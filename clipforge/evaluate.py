@@ -68,8 +68,9 @@ def score_case(case: dict[str, Any], edl: dict[str, Any] | None,
     cuts = [t for seg in edl["segments"] for t in (seg["source_in"], seg["source_out"])]
     part = expected_part(expected, parts)
     segs = [(float(seg["source_in"]), float(seg["source_out"])) for seg in edl["segments"]]
+    shares = [inside_share(sg, part) for sg in segs]
     reel = sum(b - a for a, b in segs)
-    on_part = sum(inside_share(sg, part) * (sg[1] - sg[0]) for sg in segs)
+    on_part = sum(sh * (b - a) for sh, (a, b) in zip(shares, segs, strict=True))
     return CaseScore(
         id=case["id"],
         prompt=case["prompt"],
@@ -83,7 +84,7 @@ def score_case(case: dict[str, Any], edl: dict[str, Any] | None,
         cuts_inside_words=sum(cut_inside_word(t, words) for t in cuts),
         error=error,
         segments=len(segs),
-        off_part_segments=sum(inside_share(sg, part) < 0.5 for sg in segs),
+        off_part_segments=sum(sh < 0.5 for sh in shares),
         reel_on_part=round(on_part / reel, 4) if reel > 0 else 0.0,
     )
 

@@ -78,7 +78,6 @@ def make_chunks(duration_us: int, chunk_us: int, overlap_us: int) -> list[Chunk]
         start = end - overlap_us
 
 
-
 def _speech_rate_ref(text: TextAnalysis) -> float:
     rates = [
         (s.last_word - s.first_word + 1) / max(0.5, (s.end_us - s.start_us) / 1e6)
@@ -272,7 +271,6 @@ def merge_with_reason(cands: list[Candidate], params: SelectionParams
         why = (f"no other passage answers the prompt (text relevance >= "
                f"{params.fill_floor:g} and score >= {params.min_relative:g} x the best)")
     return picked, f"{got} of {want}: {why}"
-
 
 
 def select(ctx: Context, params: SelectionParams, *, prompt: str, source: str = "",
