@@ -14,7 +14,8 @@ import numpy as np
 from . import semantic
 from .config import Settings
 from .feedback.weights import DEFAULT_WEIGHTS, ScoreWeights
-from .select import Context, build_context
+from .picks import Context
+from .select import build_context
 from .signals import AudioSignals
 from .textanalysis import TextAnalysis
 from .transcribe import Transcript

@@ -36,11 +36,12 @@ from clipforge.edl import Edl, edl_to_bytes, load_edl
 from clipforge.errors import ClipforgeError, InputError
 from clipforge.feedback.record import clip_rows
 from clipforge.jobs import JobRecorder, asr_params, render_plan
+from clipforge.picks import SelectionParams
 from clipforge.plan import build_edl
 from clipforge.progress import reporter
 from clipforge.reframe import parse_aspect
 from clipforge.render import loudness_spans, output_format_for
-from clipforge.select import SCORE_RULE, SelectionParams
+from clipforge.select import SCORE_RULE
 from flows.params import ClipRequest, ClipResult, HighlightSummary
 from flows.runners import task_runner_from_env
 from tasks.artifacts import publish as publish_artifacts

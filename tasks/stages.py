@@ -33,6 +33,7 @@ from clipforge.edl import Edl
 from clipforge.feedback.weights import DEFAULT_WEIGHTS, ScoreWeights
 from clipforge.identity import code_version, file_sha256, params_hash
 from clipforge.jobs import asr_params
+from clipforge.picks import Candidate, Pick, SelectionParams
 from clipforge.progress import reporter
 from tasks.policy import HEAVY_TAG, RETRIES, RETRY_DELAYS, cached_by, retry_transient
 
@@ -129,16 +130,16 @@ def select_task(
     text: textanalysis.TextAnalysis,
     audio_signals: signals.AudioSignals,
     prompt: str,
-    params: select.SelectionParams,
+    params: SelectionParams,
     source: str,
     settings: Settings,
     budget: JobBudget | None = None,
     visual_track: visual.VisualTrack | None = None,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
-) -> list[select.Pick]:
+) -> list[Pick]:
     ctx = prompt_context(transcript, text, audio_signals, prompt, settings, visual_track,
                          weights)
-    extra: list[select.Candidate] = []
+    extra: list[Candidate] = []
     if llm.llm_configured(settings):
         if budget is None:
             raise ValueError("an LLM is configured but no job budget was given")

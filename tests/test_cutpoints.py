@@ -9,12 +9,9 @@ import numpy as np
 
 from clipforge import cutpoints, topics
 from clipforge.audio import EnergyTrack
+from clipforge.picks import Candidate, Context, Pick, SelectionParams
 from clipforge.plan import segments_from_picks
 from clipforge.select import (
-    Candidate,
-    Context,
-    Pick,
-    SelectionParams,
     build_context,
     merge_with_reason,
     select,

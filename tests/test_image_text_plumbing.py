@@ -9,8 +9,9 @@ from test_visual import _tiny_config
 
 from clipforge.config import Settings
 from clipforge.imagetext import ImageTextScorer
+from clipforge.picks import SelectionParams
 from clipforge.probe import probe
-from clipforge.select import SelectionParams, build_context, select
+from clipforge.select import build_context, select
 from clipforge.textanalysis import analyse_text
 from tasks.stages import image_text_scorer, visual_task
 

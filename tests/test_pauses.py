@@ -8,8 +8,9 @@ import numpy as np
 
 from clipforge import cutpoints, pauses
 from clipforge.audio import EnergyTrack
+from clipforge.picks import Candidate, SelectionParams
 from clipforge.plan import segments_from_picks
-from clipforge.select import Candidate, SelectionParams, build_context, select
+from clipforge.select import build_context, select
 from clipforge.signals import AudioSignals, fine_envelope
 from clipforge.text import split_sentences, stem
 from clipforge.textanalysis import TextAnalysis, word_stems

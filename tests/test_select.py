@@ -8,10 +8,8 @@ import pytest
 
 from clipforge.audio import EnergyTrack
 from clipforge.errors import NoHighlightsError
+from clipforge.picks import Candidate, Pick, SelectionParams
 from clipforge.select import (
-    Candidate,
-    Pick,
-    SelectionParams,
     build_context,
     make_chunks,
     merge,

@@ -119,6 +119,7 @@ def test_run_path_imports_no_torch(tmp_path: Path) -> None:
         import clipforge_cli.main, flows.clip, tasks.stages  # noqa: F401
         from clipforge import analysis, select, semantic, textanalysis
         from clipforge.config import Settings
+        from clipforge.picks import SelectionParams
         from clipforge.context import prompt_context
         from clipforge.probe import probe
         path = {str(media("speech_en_11s__whisper_jfk.flac"))!r}
@@ -127,7 +128,7 @@ def test_run_path_imports_no_torch(tmp_path: Path) -> None:
         tr, sig = analysis.analyse_audio(path, settings, duration_us=info.duration_us)
         text = textanalysis.analyse_text(tr, lambda t: semantic.embed(t, settings.embedding_model))
         ctx = prompt_context(tr, text, sig, "what you can do for your country", settings)
-        picks = select.select(ctx, select.SelectionParams(target_us=5_000_000),
+        picks = select.select(ctx, SelectionParams(target_us=5_000_000),
                               prompt="what you can do for your country")
         print(len(text.sentences), len(picks), text.embeddings.shape)
         print(",".join(m for m in {FORBIDDEN!r} if m in sys.modules) or "none")

@@ -9,7 +9,8 @@ import numpy as np
 from test_select import S, flat_audio, transcript_from
 
 from clipforge.edges import keyword_score, sentence_cosines
-from clipforge.select import SelectionParams, build_context, candidates, select, window_cosine
+from clipforge.picks import SelectionParams
+from clipforge.select import build_context, candidates, select, window_cosine
 from clipforge.text import split_clauses, split_sentences
 from clipforge.textanalysis import TextAnalysis, analyse_text, sentence_parts, word_stems
 
