@@ -79,6 +79,7 @@ class Candidate:
     text: str
     chunk: int = field(compare=False)
     evidence: tuple[tuple[str, float], ...] = field(default=(), compare=False)
+    topics: tuple[int, ...] = field(default=(), compare=False)  # its sentences' topic ids
 
     def spanning(self, words: Sequence[Word], first: int, last: int) -> Candidate:
         """The same candidate (score, evidence) over ``words[first..last]``: its times and

@@ -39,6 +39,7 @@ target; candidates scoring under ``min_relative`` of the best are never taken.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,9 @@ SCORE_RULE = (
     "delivery=0.45*energy+0.2*bursts+0.2*pitch_var+0.15*speech_rate"
 )
 MIN_TEXT_RELEVANCE = 0.05
+# When a later pick says none of the prompt's words and lies in a topic no pick before it
+# is in, it must reach this share of the first pick's text relevance
+CROSS_TOPIC_SHARE = 0.75
 
 
 def make_chunks(duration_us: int, chunk_us: int, overlap_us: int) -> list[Chunk]:
@@ -135,6 +139,7 @@ def score_window(ctx: Context, first: Sentence, last: Sentence, sents: list[Sent
         text=" ".join(w.text for w in ctx.transcript.words[w0 : w1 + 1]),
         chunk=chunk.index,
         evidence=tuple(evidence),
+        topics=tuple(sorted({_topic(ctx, s.index) for s in sents})),
     )
 
 
@@ -224,13 +229,28 @@ def _text_of(c: Candidate) -> float:
     return float(ev["text"]) if "text" in ev else 1.0
 
 
+def _stray(c: Candidate, picked: Sequence[Candidate]) -> bool:
+    """A later pick with only the embedding's word for it, away from the reel: it says
+    none of the prompt's words (keyword 0), none of its topics is one a pick before it is
+    in, and its text relevance is under ``CROSS_TOPIC_SHARE`` of the first pick's. (Such a
+    sentence is most often one the embedding finds close to many prompts: "you may use
+    this for any purpose" pads a reel about where the callers live.) Candidates without
+    topic ids (no embeddings, LLM picks) are never strays."""
+    if not c.topics or dict(c.evidence).get("keyword", 1.0) > 0:
+        return False
+    seen = {t for p in picked for t in p.topics}
+    return bool(seen) and seen.isdisjoint(c.topics) and \
+        _text_of(c) < CROSS_TOPIC_SHARE * _text_of(picked[0])
+
+
 def merge_with_reason(cands: list[Candidate], params: SelectionParams
                       ) -> tuple[list[Candidate], str]:
     """:func:`merge`, plus why a reel stays under its target ("" when it does not).
 
     Every pick after the first must also reach ``fill_floor`` in absolute text relevance
-    (the first only needs ``MIN_TEXT_RELEVANCE``), so a reel never pads with moments
-    that do not answer the prompt; it is shorter instead."""
+    (the first only needs ``MIN_TEXT_RELEVANCE``), and must not be a stray
+    (:func:`_stray`), so a reel never pads with moments that do not answer the prompt;
+    it is shorter instead."""
     unique: dict[tuple[int, int], Candidate] = {}
     for c in cands:
         key = (c.start_us, c.end_us)
@@ -246,7 +266,7 @@ def merge_with_reason(cands: list[Candidate], params: SelectionParams
     for c in ordered:
         if c.score <= 0 or c.score < floor:
             break
-        if picked and _text_of(c) < params.fill_floor:
+        if picked and (_text_of(c) < params.fill_floor or _stray(c, picked)):
             continue
         if any(c.start_us < p.end_us and p.start_us < c.end_us for p in picked):
             continue
@@ -269,7 +289,9 @@ def merge_with_reason(cands: list[Candidate], params: SelectionParams
         why = "the other passages that answer the prompt are longer than the time left"
     else:
         why = (f"no other passage answers the prompt (text relevance >= "
-               f"{params.fill_floor:g} and score >= {params.min_relative:g} x the best)")
+               f"{params.fill_floor:g} and score >= {params.min_relative:g} x the best; "
+               f"in another topic with none of the prompt's words, relevance >= "
+               f"{CROSS_TOPIC_SHARE:g} x the best's)")
     return picked, f"{got} of {want}: {why}"
 
 

@@ -193,6 +193,30 @@ def test_fill_floor_is_absolute_and_the_short_reel_says_why() -> None:
     assert why == ""  # 30 + 30 = 60 s: filled
 
 
+def _topic_cand(start: float, score: float, text: float, keyword: float,
+                topics: tuple[int, ...]) -> Candidate:
+    return Candidate(int(start * S), int((start + 8) * S), 0, 0, score, 0.0, 0.0, (), "",
+                     chunk=0, evidence=(("keyword", keyword), ("text", text)), topics=topics)
+
+
+def test_a_fill_with_none_of_the_prompts_words_from_another_topic_needs_more() -> None:
+    """The best pick is in topic 1. A later passage that says none of the prompt's words
+    and lies in topic 0 is taken only at 0.75 of the best's relevance; one in topic 1, or
+    one that says a prompt word, needs only the absolute floor."""
+    params = SelectionParams.for_target(60)
+    best = _topic_cand(100, 0.6, 0.8, 0.3, (1,))
+    stray = _topic_cand(0, 0.4, 0.5, 0.0, (0,))  # 0.5 < 0.75 x 0.8
+    picked, why = merge_with_reason([best, stray], params)
+    assert picked == [best] and "another topic" in why
+    near = _topic_cand(80, 0.3, 0.45, 0.0, (1,))  # same topic: the floor is enough
+    worded = _topic_cand(20, 0.35, 0.45, 0.1, (0,))  # says a prompt word
+    strong = _topic_cand(40, 0.5, 0.65, 0.0, (0,))  # 0.65 >= 0.6
+    picked, _ = merge_with_reason([best, near, worded, strong], params)
+    assert [c.start_us // S for c in picked] == [100, 40, 20, 80]
+    # once a topic-0 pick is in the reel, the stray's topic is no longer strange
+    assert merge_with_reason([best, strong, stray], params)[0] == [best, strong, stray]
+
+
 def test_picks_closer_than_half_a_second_become_one_segment() -> None:
     c = _cand(0, 1, 1.0, 1.0)
     picks = [Pick(c, 1 * S, 5 * S), Pick(c, 5 * S + 200_000, 9 * S), Pick(c, 9 * S + 600_000,
