@@ -57,7 +57,11 @@ def test_a_skipped_stretch_of_speech_is_transcribed_again() -> None:
     added = [x for x in filled if x not in kept]
     text = " ".join(x.text.lower() for x in added)
     assert "smarter" in text or "starter" in text, text
-    assert all(5 * S + 29 * S <= x.start_us and x.end_us <= 5 * S + 41 * S for x in added)
+    # Added words lie in the stretch no kept word covers (by their middle, the rule
+    # fill_gaps applies: a recogniser's first word of a window often starts early, here
+    # by 0.76 s on one CPU, 33.74 s for a rap that starts at 34.5 s)
+    assert all(5 * S + 29 * S <= (x.start_us + x.end_us) // 2 <= 5 * S + 41 * S
+               for x in added), [(x.start_us, x.end_us, x.text) for x in added]
     assert [x for x in filled if x in kept] == kept
     assert filled == sorted(filled, key=lambda x: (x.start_us, x.end_us))
 
