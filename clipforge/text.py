@@ -35,7 +35,7 @@ def tokens(text: str) -> list[str]:
 
 
 _SUFFIXES = ("ational", "ization", "fulness", "iveness", "ations", "ation", "ingly", "ments",
-             "ment", "ness", "ings", "ing", "edly", "ies", "ied", "ers", "er", "ed", "es", "ly",
+             "ment", "ness", "ings", "ing", "edly", "ies", "ied", "ed", "es", "ly",
              "s")
 
 
@@ -66,7 +66,9 @@ def stem(token: str) -> str:
     """A small, deterministic suffix stripper: enough to match country/countries, ask/asked.
 
     Only strips when at least three characters remain; folds a trailing 'y'/'i' so that
-    'country' and 'countries' meet at 'countr'.
+    'country' and 'countries' meet at 'countr'. A final '-er' stays: it is as often part
+    of the word ('answer', 'number', 'order', whose '-ed' forms would otherwise get
+    another stem) or an agent ('caller' is not 'call') as a comparative.
     """
     t = token.split("'")[0]
     t = IRREGULAR.get(t, t)

@@ -51,6 +51,12 @@ def test_prompt_keywords_drop_stop_words_and_stem() -> None:
     assert prompt_keywords("ask not what your country can do for you") == ("ask", "countr")
     assert stem("countries") == stem("country")
     assert stem("asked") == stem("ask")
+    # words that end in -er keep it, whatever follows: answer/answered/answers meet, and
+    # an agent noun is not its verb (caller is not call, mother is not moth)
+    assert stem("answer") == stem("answered") == stem("answers") == stem("answering")
+    assert stem("order") == stem("ordered") and stem("remember") == stem("remembered")
+    assert stem("caller") == stem("callers") != stem("call")
+    assert stem("mother") != stem("moth")
     assert prompt_keywords("the of and") == ()
 
 
