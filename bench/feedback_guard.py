@@ -35,12 +35,11 @@ def single_split(samples: list[Sample]) -> bool:
         rest = sorted((i for i in range(len(samples)) if i not in held),
                       key=lambda i: samples[i].clip_id, reverse=True)
         held += rest[: 8 - len(held)]
-    train = [i for i in range(len(samples)) if i not in set(held)]
+    held_set = set(held)
+    train = [i for i in range(len(samples)) if i not in held_set]
     y = learn.normalise(samples)
-    tr = [samples[i] for i in train]
-    coefs = learn.fit(learn.design(tr), y[train])
-    raw = learn.candidate(coefs, DEFAULT_WEIGHTS, tr, y[train])
-    bounded = learn.bound(raw, DEFAULT_WEIGHTS)
+    _, raw, bounded = learn._fitted([samples[i] for i in train], y[train], DEFAULT_WEIGHTS,
+                                    learn.MAX_STEP)
     hs = [samples[i] for i in held]
     rho_c = learn.heldout_corr(hs, y[held], bounded)
     rho_0 = learn.heldout_corr(hs, y[held], DEFAULT_WEIGHTS)
