@@ -13,9 +13,12 @@ speech from pause (the word is ``MIN_CONTRAST_DB`` louder than the quiet):
 
 - **overhang**: after (before) a word's loudest 20 ms, its end (start) moves in to where
   the envelope first falls under the threshold ``floor + TRIM_SPLIT x (word level -
-  floor)`` for good or for a pause's length (``MIN_PAUSE_US``: what follows such a pause
-  is not this word), when that takes at least ``MIN_TRIM_US`` off it; the floor is the
-  quietest 20 ms of the word and the gap after (before) it, the word level its loudest;
+  floor)`` for a pause's length (``MIN_PAUSE_US``: what follows such a pause is not this
+  word) or for good, when that takes at least ``MIN_TRIM_US`` off it; the floor is the
+  quietest 20 ms of the word and the gap after (before) it, the word level its loudest.
+  "For good" has hysteresis: the rest of the word may rise over the threshold but not
+  over the speech split (``SPEECH_SPLIT`` of :mod:`clipforge.cutpoints`), so a faint
+  click or breath in an overhang does not keep the silence around it inside the word;
 - **hidden pause**: at a boundary where two words touch or nearly touch (a transcript gap
   under ``MIN_PAUSE_US``, the pause length :mod:`clipforge.pauses` uses too), a run of
   at least ``MIN_PAUSE_US`` under the threshold within ``SEARCH_US`` of the boundary
@@ -34,7 +37,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .cutpoints import fine_grid, level
+from .cutpoints import SPEECH_SPLIT, fine_grid, level
 from .signals import FINE_HOP_US
 from .transcribe import Word
 
@@ -64,19 +67,23 @@ class _Levels:
         return [memo[t] for t in points]
 
 
-def _threshold(word_db: float, floor_db: float) -> float | None:
+def _threshold(word_db: float, floor_db: float, split: float = TRIM_SPLIT) -> float | None:
     if word_db - floor_db < MIN_CONTRAST_DB:
         return None
-    return floor_db + TRIM_SPLIT * (word_db - floor_db)
+    return floor_db + split * (word_db - floor_db)
 
 
 def _pause_after_peak(points: Sequence[int], values: Sequence[float], limit: float,
-                      step_us: int) -> int | None:
+                      step_us: int, high: float | None = None) -> int | None:
     """Index of the first point after the loudest one where a run under ``limit`` begins
-    that lasts to the last point or for ``MIN_PAUSE_US``; None when there is none.
-    ``step_us``: the spacing of ``points`` (negative when they run backwards in time)."""
+    that lasts for ``MIN_PAUSE_US``, or that lasts to the last point with nothing after
+    it louder than ``high`` (hysteresis: a faint bump in the word's tail, a breath or a
+    click far under the word's own level, does not make the tail speech; without
+    ``high``, nothing over ``limit``); None when there is none. ``step_us``: the spacing
+    of ``points`` (negative when they run backwards in time)."""
     peak = max(range(len(values)), key=lambda k: (values[k], -k))
     need = MIN_PAUSE_US // abs(step_us)
+    high = limit if high is None else max(high, limit)
     k = peak + 1
     while k < len(values):
         if values[k] > limit:
@@ -85,7 +92,7 @@ def _pause_after_peak(points: Sequence[int], values: Sequence[float], limit: flo
         run = k
         while run < len(values) and values[run] <= limit:
             run += 1
-        if run == len(values) or run - k >= need:
+        if run - k >= need or all(v <= high for v in values[run:]):
             return k
         k = run
     return None
@@ -106,10 +113,12 @@ def _trim(levels: _Levels, w: Word, gap_us: int, *, at_end: bool) -> int:
         gap = fine_grid(max(gap_us, w.start_us - GAP_REACH_US), w.start_us)
         points = points[::-1]  # walk from the word's end towards its start
     values = levels(points)
-    limit = _threshold(max(values), min(values + levels(gap)))
+    floor = min(values + levels(gap))
+    limit = _threshold(max(values), floor)
     if limit is None:
         return edge
-    k = _pause_after_peak(points, values, limit, FINE_HOP_US if at_end else -FINE_HOP_US)
+    k = _pause_after_peak(points, values, limit, FINE_HOP_US if at_end else -FINE_HOP_US,
+                          _threshold(max(values), floor, SPEECH_SPLIT))
     if k is None:
         return edge
     if at_end:

@@ -144,3 +144,26 @@ def test_real_speech_then_silence_the_refined_end_is_in_the_quiet() -> None:
     (out,) = wordtimes.refine_words([word], env, len(y) * S // SR)
     assert out.end_us < word.end_us - 500_000
     assert cut_excess_db(y, out.end_us / S + 0.05) <= CUT_QUIET_DB
+
+
+def test_a_faint_click_in_an_overhang_does_not_keep_the_silence_in_the_word() -> None:
+    # heard 0.5-0.9 s (about -10 dBFS), then a click at 0.96-0.98 s (about -40 dBFS: over
+    # the trim threshold, under the speech split) in a -60 dBFS floor; the transcript's
+    # word runs to 1.2 s. The end comes in to 0.9 s, not to just after the click.
+    y = sound(3 * S, [(500_000, 900_000, 0.3), (960_000, 980_000, 0.01),
+                      (2_000_000, 2_400_000, 0.3)])
+    env = fine_envelope(y)
+    for d in (-FRAME, 0, FRAME):
+        out = wordtimes.refine_words([w(500_000, 1_200_000 + d), w(2_000_000, 2_400_000)],
+                                     env, 3 * S)
+        assert 890_000 <= out[0].end_us <= 920_000
+
+
+def test_a_click_as_loud_as_speech_stays_in_the_word() -> None:
+    # the same, but the sound after the short dip is at the word's own level: speech
+    y = sound(3 * S, [(500_000, 900_000, 0.3), (960_000, 1_060_000, 0.3),
+                      (2_000_000, 2_400_000, 0.3)])
+    out = wordtimes.refine_words([w(500_000, 1_100_000), w(2_000_000, 2_400_000)],
+                                 fine_envelope(y), 3 * S)
+    assert out[0].end_us >= 1_050_000
+
