@@ -23,7 +23,10 @@ speech from pause (the word is ``MIN_CONTRAST_DB`` louder than the quiet):
   under ``MIN_PAUSE_US``, the pause length :mod:`clipforge.pauses` uses too), a run of
   at least ``MIN_PAUSE_US`` under the threshold within ``SEARCH_US`` of the boundary
   becomes the gap between them: the word before ends where the run starts, the word
-  after starts where it ends.
+  after starts where it ends. After a word the transcript ends a sentence with (``.``
+  ``?`` ``!``), a run of ``SENTENCE_PAUSE_US`` is enough: the speech model runs a
+  sentence's last word on over the short breath before the next one (quick turns in a
+  conversation), and a stop closure inside a word has no full stop after it.
 
 Every word keeps at least ``MIN_WORD_US`` (a shorter word is left alone) and the order
 of words never changes; a word grows only up to a hidden pause next to it. Pure and
@@ -46,6 +49,7 @@ MIN_CONTRAST_DB = 10.0
 MIN_TRIM_US = 40_000
 MIN_WORD_US = 60_000
 MIN_PAUSE_US = 120_000
+SENTENCE_PAUSE_US = 20_000  # ... after a word that ends a sentence
 SEARCH_US = 500_000
 DB_MIN = -1000.0
 GAP_REACH_US = 1_000_000  # how far past a word its gap is looked at for the floor
@@ -128,6 +132,12 @@ def _trim(levels: _Levels, w: Word, gap_us: int, *, at_end: bool) -> int:
     return moved if moved - w.start_us >= MIN_TRIM_US else edge
 
 
+def ends_sentence(text: str) -> bool:
+    """The word ends a sentence as the transcript punctuates it (``.``, ``?``, ``!``,
+    before any closing quote or bracket)."""
+    return text.rstrip("\"')]\u201d\u2019").endswith((".", "?", "!"))
+
+
 def _hidden_pause(levels: _Levels, a: Word, b: Word) -> tuple[int, int] | None:
     """The pause between touching words ``a`` and ``b`` the envelope hears, or None."""
     boundary = (a.end_us + b.start_us) // 2
@@ -154,8 +164,8 @@ def _hidden_pause(levels: _Levels, a: Word, b: Word) -> tuple[int, int] | None:
         runs.append((start, points[-1]))
     # a run that reaches the end of the searched span may go on into a word: only runs
     # with speech on both sides count
-    runs = [(s, e) for s, e in runs if s > points[0] and e < points[-1]
-            and e - s >= MIN_PAUSE_US]
+    need = SENTENCE_PAUSE_US if ends_sentence(a.text) else MIN_PAUSE_US
+    runs = [(s, e) for s, e in runs if s > points[0] and e < points[-1] and e - s >= need]
     if not runs:
         return None
     s, e = min(runs, key=lambda r: (abs((r[0] + r[1]) // 2 - boundary), r[0]))

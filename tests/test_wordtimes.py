@@ -167,3 +167,19 @@ def test_a_click_as_loud_as_speech_stays_in_the_word() -> None:
                                  fine_envelope(y), 3 * S)
     assert out[0].end_us >= 1_050_000
 
+
+@pytest.mark.parametrize(("first", "split"), [("there.", True), ("there?", True),
+                                              ('"there."', True), ("there", False)])
+def test_a_short_breath_after_a_sentence_is_the_gap_between_them(first: str, split: bool
+                                                                 ) -> None:
+    # heard: A 0.5-1.0 s, a 40 ms breath, B 1.04-1.5 s; the transcript runs A on to 1.2 s
+    # and starts B there. After a full stop the breath becomes the gap; inside a sentence
+    # a dip this short (a stop closure) is not a pause.
+    y = sound(3 * S, [(500_000, 1_000_000, 0.3), (1_040_000, 1_500_000, 0.3)])
+    env = fine_envelope(y)
+    words = [w(500_000, 1_200_000, first), w(1_200_000, 1_500_000, "I")]
+    a, b = wordtimes.refine_words(words, env, 3 * S)
+    if split:
+        assert 990_000 <= a.end_us <= 1_020_000 and 1_020_000 <= b.start_us <= 1_050_000
+    else:
+        assert (a.end_us, b.start_us) == (1_200_000, 1_200_000)
