@@ -175,7 +175,7 @@ def _hidden_pause(levels: _Levels, a: Word, b: Word) -> tuple[int, int] | None:
 def refine_words(words: Sequence[Word], fine_db: np.ndarray, duration_us: int
                  ) -> tuple[Word, ...]:
     """``words`` (in time order) with the edges the envelope contradicts moved (module
-    docstring). No envelope: unchanged."""
+    docstring), returned in time order. No envelope: unchanged."""
     if fine_db.size == 0 or not words:
         return tuple(words)
     levels = _Levels(fine_db)
@@ -196,4 +196,6 @@ def refine_words(words: Sequence[Word], fine_db: np.ndarray, duration_us: int
         start = _trim(levels, replace(w, end_us=end), min(prv, w.start_us), at_end=False)
         if (start, end) != (w.start_us, w.end_us):
             out[i] = replace(w, start_us=start, end_us=end)
-    return tuple(out)
+    # two speakers' words overlap (a split-track merge): a trimmed start may pass the
+    # next word's, so the time order is restored (stable: ties keep their order)
+    return tuple(sorted(out, key=lambda x: (x.start_us, x.end_us)))
