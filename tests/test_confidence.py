@@ -34,6 +34,9 @@ def test_a_long_stretch_of_unsure_words_is_named() -> None:
     assert 30 * S <= a <= 33 * S and 47 * S <= b <= 50 * S and p < 0.6 and not loop
     note = transcript_note(ws, "tiny.en")["transcript_note"]
     assert "tiny.en" in note and "0:" in note and "CLIPFORGE_WHISPER_MODEL" in note
+    # already the multilingual model: the remedy left is the language setting
+    note = unsure_note(ws, "whisper-base")
+    assert "CLIPFORGE_WHISPER_LANGUAGE=auto" in note and "CLIPFORGE_WHISPER_MODEL" not in note
 
 
 def test_a_short_unsure_sentence_is_not_named() -> None:

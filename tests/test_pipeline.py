@@ -101,6 +101,26 @@ def test_speech_the_model_cannot_follow_is_named_in_a_note(cli_env, tmp_path) ->
         assert 29.0 <= 60 * int(m0) + float(s0) < 60 * int(m1) + float(s1) <= 60.0, note
 
 
+def test_the_multilingual_model_writes_the_german_as_german(service_urls, clipforge_home,
+                                                           tmp_path) -> None:
+    # the same reading with the whisper-base extra (which `make test` installs) and the
+    # language detected: the German half comes out in German and the run is sure of it
+    env = cli_environment(service_urls, clipforge_home, tmp_path / "prefect",
+                          CLIPFORGE_WHISPER_MODEL="whisper-base",
+                          CLIPFORGE_WHISPER_LANGUAGE="auto")
+    src = media("speech_multilingual_60s__faster-whisper_multilingual.mp3")
+    p = run(env, tmp_path / "ml", str(src), "--prompt", "the software licence",
+            "--no-render")
+    assert p.code == 0, p.stderr[-3000:]
+    doc = json.loads((p.out / "edl.json").read_text())
+    assert "transcript_note" not in doc["selection"], doc["selection"]
+    german = " ".join(h["text"] for h in doc["highlights"] if h["start"] >= 29.0)
+    english = " ".join(h["text"] for h in doc["highlights"] if h["end"] <= 30.0)
+    tokens = set(re.findall(r"\w+", german.lower()))
+    assert {"die", "der", "und", "software"} <= tokens, german
+    assert "software" in english.lower() and "the" in english.lower(), english
+
+
 def test_reel_decodes_and_lasts_as_long_as_the_segments(first: Run) -> None:
     doc = json.loads((first.out / "edl.json").read_text())
     video = first.out / "highlights.mp4"

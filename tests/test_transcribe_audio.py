@@ -91,6 +91,56 @@ def test_unknown_model_is_a_config_error_offline(tmp_path) -> None:
         load_model(Settings(whisper_model=str(tmp_path / "no-such-model")))
 
 
+@pytest.mark.parametrize(("given", "language"),
+                         [("auto", None), ("", None), (" AUTO ", None), ("De", "de"),
+                          ("en", "en")])
+def test_auto_language_means_detect(given: str, language: str | None) -> None:
+    assert Settings(whisper_language=given).whisper_language == language
+
+
+def test_whisper_base_halves_are_joined_once(tmp_path, monkeypatch) -> None:
+    import importlib.machinery
+    import importlib.util
+
+    from clipforge import transcribe as tr
+
+    parts = {}
+    for i, name in enumerate(tr._WHISPER_BASE_PARTS, 1):
+        data = tmp_path / name / "data"
+        data.mkdir(parents=True)
+        (data / f"model.bin.part{i}").write_bytes(bytes([i]) * 1000)
+        if i == 1:
+            for small in ("config.json", "tokenizer.json", "vocabulary.txt"):
+                (data / small).write_text(small)
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = [str(tmp_path / name)]
+        parts[name] = spec
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: parts.get(n) or real(n, *a))
+    got = tr.whisper_base_dir(tmp_path / "models")
+    assert (got / "model.bin").read_bytes() == b"\x01" * 1000 + b"\x02" * 1000
+    assert sorted(p.name for p in got.iterdir()) == [
+        "config.json", "model.bin", "tokenizer.json", "vocabulary.txt"]
+    settings = Settings(whisper_model="whisper-base", home=tmp_path)
+    assert tr.resolve_model(settings) == str(got)
+    (tmp_path / parts[tr._WHISPER_BASE_PARTS[1]].name).rename(tmp_path / "gone")
+    assert tr.whisper_base_dir(tmp_path / "models") == got  # joined: the parts not read
+
+
+def test_whisper_base_without_its_extra_names_the_make_target(tmp_path, monkeypatch) -> None:
+    import importlib.util
+
+    from clipforge import transcribe as tr
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: None if n in tr._WHISPER_BASE_PARTS else real(n, *a))
+    with pytest.raises(ConfigError, match="make whisper-base"):
+        tr.resolve_model(Settings(whisper_model="whisper-base", home=tmp_path))
+    assert not (tmp_path / "models" / "whisper-base").exists()
+
+
 @pytest.mark.slow
 def test_pieces_recognised_at_once_give_the_same_transcript(public_episode) -> None:
     """Two workers of one thread each (pieces in parallel) against one worker: the same
