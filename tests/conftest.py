@@ -63,6 +63,16 @@ def cli_environment(service_urls, clipforge_home: Path, prefect_home: Path,
     return env
 
 
+def purge_private_services(home: Path) -> list[str]:
+    """Delete the private PostgreSQL cluster and Redis of a test's own ``home`` (as root
+    the cluster lives under /var/lib/postgresql, which deleting the test folder leaves
+    behind). Call after `clipforge services stop`."""
+    from clipforge.config import Settings
+    from clipforge.supervise import purge_services
+
+    return purge_services(Settings(home=home, database_url=None, redis_url=None))
+
+
 def prefect_processes(prefect_home: Path) -> list[str]:
     """Live processes that run prefect with this PREFECT_HOME (a test's own only)."""
     from clipforge.supervise import proc

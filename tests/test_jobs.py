@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_environment, clipforge, media, prefect_processes
+from conftest import (
+    cli_environment,
+    clipforge,
+    media,
+    prefect_processes,
+    purge_private_services,
+)
 
 from clipforge.config import Settings
 from clipforge.jobs import job_key, stored_parameters
@@ -119,6 +125,7 @@ def test_four_runs_at_once_on_a_fresh_home_share_one_warm_server(tmp_path) -> No
         for p in procs:
             if p.poll() is None:
                 p.kill()
+        purge_private_services(home)
     assert stopped.returncode == 0, stopped.stderr
     assert "prefect-server" in stopped.stdout and "postgresql" in stopped.stdout, stopped.stdout
     deadline = time.monotonic() + 60

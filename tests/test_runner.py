@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_environment, clipforge, media
+from conftest import cli_environment, clipforge, media, purge_private_services
 
 from clipforge.supervise.proc import pid_alive
 from clipforge_cli import runner
@@ -217,5 +217,6 @@ def test_a_first_run_on_private_services_keeps_a_runner_warm_until_idle(tmp_path
         assert "no command for 10 s; exiting" in (home / "runner.log").read_text()
     finally:
         stopped = clipforge(env, "services", "stop", timeout=300)
+        purge_private_services(home)
     assert stopped.returncode == 0, stopped.stderr
     assert "postgresql" in stopped.stdout, stopped.stdout

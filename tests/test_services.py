@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
@@ -75,8 +76,9 @@ def test_private_services_answer_on_unix_sockets_only(
     data_dir = Path(state["postgresql"]["data_dir"])
     sock_dir = Path(state["postgresql"]["socket_dir"])
     if ROOT:
-        digest = paths.home_hash(settings)
-        assert data_dir == Path("/var/lib/postgresql/clipforge") / digest / "data"
+        name = (clipforge_home / postgres.PG_CLUSTER_FILE).read_text().strip()
+        assert name.startswith(paths.home_hash(settings) + "-")
+        assert data_dir == Path("/var/lib/postgresql/clipforge") / name / "data"
         assert data_dir.stat().st_uid == pwd.getpwnam("postgres").pw_uid
         assert stat.S_IMODE(data_dir.parent.stat().st_mode) == 0o700
     else:
@@ -130,8 +132,8 @@ def test_lifecycle_concurrent_start_stop_stale_pids_long_home(tmp_path: Path) ->
     survives restarts; purge removes everything."""
     home = tmp_path / ("x" * 60) / ("y" * 60)
     settings = _settings(home)
-    pg = postgres.pg_layout(settings)
     rd = redis_server.redis_layout(settings)
+    pg = postgres.pg_layout(settings)  # before the first start: names no cluster yet
     try:
         # -- concurrent first start (two processes, three threads): one initdb, same URLs
         script = (
@@ -164,6 +166,7 @@ def test_lifecycle_concurrent_start_stop_stale_pids_long_home(tmp_path: Path) ->
             results.append(ServiceUrls(*out.split()))
         assert not errors and len(results) == 5 and len(set(results)) == 1
         urls = results[0]
+        pg = postgres.pg_layout(settings)
         # the socket falls back to a short private dir under /tmp
         assert rd.socket == Path(f"/tmp/clipforge-{paths.home_hash(settings)}/redis.sock")
         assert urls.redis_url == f"unix://{rd.socket}"
@@ -201,3 +204,52 @@ def test_lifecycle_concurrent_start_stop_stale_pids_long_home(tmp_path: Path) ->
     assert not rd.socket.parent.exists()
     assert services_status(settings) == {"postgresql": "absent", "redis": "absent"}
     assert stop_services(settings) == []
+
+
+def test_a_new_home_at_a_deleted_homes_path_starts_with_an_empty_database(
+        tmp_path: Path) -> None:
+    """As root the cluster lives outside the home: a home deleted without `purge` and made
+    again at the same path must not see the old home's jobs (CI met exactly this: a
+    fresh pytest folder of an earlier run's number listed that run's jobs as its own)."""
+    home = tmp_path / "home"
+    settings = _settings(home)
+    old = None
+    try:
+        urls = ensure_services(settings)
+        old = postgres.pg_layout(settings)
+        conn = psycopg2.connect(urls.database_url, connect_timeout=5)
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE left_behind (v int)")
+        conn.close()
+        assert "postgresql" in stop_services(settings)
+        shutil.rmtree(home)  # the user deletes the home, not the cluster
+        again = ensure_services(settings)
+        new = postgres.pg_layout(settings)
+        assert new.cluster_dir != old.cluster_dir or not ROOT
+        assert _pg_query(again.database_url, "SELECT to_regclass('left_behind')::text") is None
+        assert services_status(settings)["postgresql"] == "running"
+    finally:
+        purge_services(settings)
+        if old is not None and old.cluster_dir.exists():
+            shutil.rmtree(old.cluster_dir)
+
+
+def test_the_cluster_name_is_recorded_once_kept_and_checked(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "home")
+    digest = paths.home_hash(settings)
+    assert postgres._root_cluster_name(settings, digest, create=False) is None
+    assert not (tmp_path / "home").exists()  # asking creates nothing
+    name = postgres._root_cluster_name(settings, digest, create=True)
+    assert name is not None and name.startswith(digest + "-") and len(name) == 12 + 1 + 16
+    assert postgres._root_cluster_name(settings, digest, create=True) == name
+    assert postgres._root_cluster_name(settings, digest, create=False) == name
+    marker = tmp_path / "home" / postgres.PG_CLUSTER_FILE
+    marker.write_text("../../etc\n")
+    with pytest.raises(ServiceError, match="postgres-cluster.*remove"):
+        postgres._root_cluster_name(settings, digest, create=False)
+    # a home whose services.json names the cluster made before names had a random part
+    marker.unlink()
+    (tmp_path / "home" / "services.json").write_text(json.dumps(
+        {"postgresql": {"cluster_dir": str(postgres.PG_ROOT_BASE / digest)}}))
+    assert postgres._root_cluster_name(settings, digest, create=False) == digest
+    assert marker.read_text().strip() == digest

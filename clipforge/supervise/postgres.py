@@ -1,11 +1,15 @@
 """The private PostgreSQL cluster: layout, initdb, start, stop, ``pg_ctl``, databases.
 
 A cluster with ``listen_addresses=''`` and trust auth on the local socket only. Run as
-root, it lives under ``/var/lib/postgresql/clipforge/<hash>/`` (owned by the
+root, it lives under ``/var/lib/postgresql/clipforge/<name>/`` (owned by the
 ``postgres`` user, 0700) and the server runs as ``postgres``; otherwise under
-``<home>/postgres``. ``<hash>`` (see :mod:`clipforge.supervise.paths`) also picks the port
-number, which, with no TCP listener, only names the socket file. Callers hold the
-services lock (:mod:`clipforge.supervise.services`).
+``<home>/postgres``. The root cluster is outside the home, so deleting a home does not
+delete it: ``<name>`` is ``<hash>-<random>``, recorded in ``<home>/postgres-cluster`` when
+the cluster is made, and a new home at the same path gets a new, empty cluster rather than
+the data of the one that was deleted. ``<hash>`` (see :mod:`clipforge.supervise.paths`)
+picks the port number, which, with no TCP listener, only names the socket file (in the
+cluster's own ``run`` folder as root). Callers hold the services lock
+(:mod:`clipforge.supervise.services`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -29,7 +35,7 @@ from clipforge.config import Settings
 from clipforge.db import redact
 from clipforge.errors import ServiceError
 from clipforge.supervise import paths
-from clipforge.supervise.proc import POLL_S, pid_alive, read_pid, tail, wait_gone
+from clipforge.supervise.proc import POLL_S, pid_alive, read_json, read_pid, tail, wait_gone
 
 PG_DATABASE = "clipforge"
 PG_SYSTEM_USER = "postgres"
@@ -37,6 +43,8 @@ PG_ROOT_BASE = Path("/var/lib/postgresql/clipforge")
 PG_CONF_MARKER = "# --- clipforge: private server, Unix socket only ---"
 PG_LIB_DIR = Path("/usr/lib/postgresql")  # Debian: <major>/bin/{initdb,pg_ctl,postgres}
 PG_START_TIMEOUT_S = 30.0
+PG_CLUSTER_FILE = "postgres-cluster"  # in the home: the name of its root cluster
+_CLUSTER_NAME = re.compile(r"[0-9a-f]{12}(-[0-9a-f]{16})?")
 PG_STOP_TIMEOUT_S = 30.0
 PG_APT = "apt-get install postgresql"
 
@@ -65,14 +73,53 @@ def _port(digest: str) -> int:
     return 20000 + int(digest[:8], 16) % 30000
 
 
-def pg_layout(settings: Settings) -> PgLayout:
-    """Where the private cluster of ``settings.home`` lives (nothing is created)."""
+def _root_cluster_name(settings: Settings, digest: str, *, create: bool) -> str | None:
+    """The name of the home's cluster under :data:`PG_ROOT_BASE`, from
+    ``<home>/postgres-cluster``. None when the home has none yet (and ``create`` is
+    False). A home whose ``services.json`` already names ``PG_ROOT_BASE/<hash>`` (made
+    before cluster names had a random part) keeps that cluster."""
+    home = paths.home(settings)
+    marker = home / PG_CLUSTER_FILE
+    try:
+        name = marker.read_text().strip()
+    except FileNotFoundError:
+        name = ""
+    except OSError as exc:
+        raise ServiceError(f"cannot read {marker}: {exc}; remedy: check its permissions, "
+                           "or set CLIPFORGE_HOME to another directory") from exc
+    if name:
+        if not _CLUSTER_NAME.fullmatch(name) or not name.startswith(digest):
+            raise ServiceError(
+                f"{marker} names {name[:40]!r}, which is not a cluster of this home "
+                f"({digest}-<16 hex digits>); remedy: remove {marker} (the home then gets "
+                "a new, empty database) or restore the file"
+            )
+        return name
+    recorded = read_json(home / "services.json").get("postgresql")
+    if isinstance(recorded, dict) and recorded.get("cluster_dir") == str(PG_ROOT_BASE / digest):
+        name = digest
+    elif not create:
+        return None
+    else:
+        name = f"{digest}-{secrets.token_hex(8)}"
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_name(f".{PG_CLUSTER_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(name + "\n")
+    os.replace(tmp, marker)
+    return name
+
+
+def pg_layout(settings: Settings, *, create: bool = False) -> PgLayout:
+    """Where the private cluster of ``settings.home`` lives. Nothing is created unless
+    ``create``; then, as root, the home's cluster name is chosen and recorded (before
+    that, the layout names a cluster that does not exist)."""
     digest = paths.home_hash(settings)
-    port = _port(digest)
     if os.geteuid() == 0:
-        cluster = PG_ROOT_BASE / digest
+        name = _root_cluster_name(settings, digest, create=create) or f"{digest}-unset"
+        cluster = PG_ROOT_BASE / name
         return PgLayout(cluster, cluster / "data", cluster / "run", cluster / "postgres.log",
-                        port, PG_SYSTEM_USER, True)
+                        _port(digest), PG_SYSTEM_USER, True)
+    port = _port(digest)
     cluster = paths.home(settings) / "postgres"
     socket_dir = cluster / "run"
     if len(str(socket_dir / f".s.PGSQL.{port}.lock")) > paths.SOCKET_PATH_MAX:
@@ -275,7 +322,7 @@ def ensure_postgres(settings: Settings,
     ``clipforge`` database; return its DSN. ``record`` gets the layout (for the state
     file) before the server starts."""
     bindir = find_pg_bindir()
-    lay = pg_layout(settings)
+    lay = pg_layout(settings, create=True)
     _pg_init(lay, bindir)
     _pg_configure(lay)
     if record is not None:
