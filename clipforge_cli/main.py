@@ -279,6 +279,18 @@ def cmd_services(args: argparse.Namespace) -> int:
         stopped = (["runner"] if runner.stop_runner(home) else []) + \
             prefect_stack.down(settings) + supervise.stop_services(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    elif args.action == "purge":
+        if not args.yes:
+            print(f"clipforge: services purge deletes the private PostgreSQL database (every "
+                  f"job of {home}) and the Redis data; nothing is deleted without --yes",
+                  file=sys.stderr)
+            return 2
+        stopped = (["runner"] if runner.stop_runner(home) else []) + \
+            prefect_stack.down(settings) + supervise.stop_services(settings)
+        if stopped:
+            print("stopped: " + ", ".join(stopped))
+        removed = supervise.purge_services(settings)
+        print("removed: " + (", ".join(removed) if removed else "nothing (no private data)"))
     else:
         for name, state in supervise.services_status(settings).items():
             print(f"{name}: {state}")
@@ -343,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("services", help="private PostgreSQL, Redis and Prefect server under "
                        "CLIPFORGE_HOME")
-    s.add_argument("action", choices=["start", "stop", "status"])
+    s.add_argument("action", choices=["start", "stop", "status", "purge"],
+                   help="purge: stop them and delete the private database and Redis data")
+    s.add_argument("--yes", action="store_true", help="confirm purge")
     s.set_defaults(func=cmd_services)
 
     from clipforge_cli import feedback, handoff

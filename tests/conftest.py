@@ -63,14 +63,11 @@ def cli_environment(service_urls, clipforge_home: Path, prefect_home: Path,
     return env
 
 
-def purge_private_services(home: Path) -> list[str]:
-    """Delete the private PostgreSQL cluster and Redis of a test's own ``home`` (as root
-    the cluster lives under /var/lib/postgresql, which deleting the test folder leaves
-    behind). Call after `clipforge services stop`."""
-    from clipforge.config import Settings
-    from clipforge.supervise import purge_services
-
-    return purge_services(Settings(home=home, database_url=None, redis_url=None))
+def purge_private_services(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`clipforge services purge --yes` for a test's own CLIPFORGE_HOME: as root its
+    PostgreSQL cluster lives under /var/lib/postgresql, which deleting the test folder
+    would leave behind."""
+    return clipforge(env, "services", "purge", "--yes", timeout=300)
 
 
 def prefect_processes(prefect_home: Path) -> list[str]:

@@ -96,7 +96,8 @@ def test_bad_input_prints_its_one_line_reason_only(service_urls, clipforge_home,
 def test_four_runs_at_once_on_a_fresh_home_share_one_warm_server(tmp_path) -> None:
     """A fresh CLIPFORGE_HOME, no URLs: the first run starts PostgreSQL, Redis and the
     local Prefect server; four concurrent runs all succeed and leave their job rows;
-    `clipforge services stop` stops all three."""
+    `clipforge services stop` stops all three; `services purge --yes` deletes their data
+    (and refuses without --yes)."""
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CLIPFORGE_", "PREFECT_"))}
@@ -125,13 +126,18 @@ def test_four_runs_at_once_on_a_fresh_home_share_one_warm_server(tmp_path) -> No
         for p in procs:
             if p.poll() is None:
                 p.kill()
-        purge_private_services(home)
+        purged = purge_private_services(env)
     assert stopped.returncode == 0, stopped.stderr
     assert "prefect-server" in stopped.stdout and "postgresql" in stopped.stdout, stopped.stdout
     deadline = time.monotonic() + 60
     while prefect_processes(home / "prefect") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert prefect_processes(home / "prefect") == []
+    assert purged.returncode == 0, purged.stderr
+    assert "removed: " in purged.stdout and "postgres" in purged.stdout, purged.stdout
+    assert not (home / "services.json").exists()
+    refused = clipforge(env, "services", "purge")
+    assert refused.returncode == 2 and "--yes" in refused.stderr, refused.stderr
 
 
 def test_run_falls_back_to_ephemeral_mode_when_the_local_server_cannot_start(

@@ -217,6 +217,6 @@ def test_a_first_run_on_private_services_keeps_a_runner_warm_until_idle(tmp_path
         assert "no command for 10 s; exiting" in (home / "runner.log").read_text()
     finally:
         stopped = clipforge(env, "services", "stop", timeout=300)
-        purge_private_services(home)
+        purge_private_services(env)
     assert stopped.returncode == 0, stopped.stderr
     assert "postgresql" in stopped.stdout, stopped.stdout
