@@ -36,7 +36,7 @@ from clipforge.config import Settings
 from clipforge.cost import JobBudget, StoreCostRecord
 from clipforge.llm import ChunkText
 from clipforge.store import JobStore
-from clipforge.supervise import ServiceUrls, ensure_services
+from clipforge.supervise import ServiceUrls, ensure_services, purge_services
 from clipforge.supervise import prefect_stack as ops
 from flows import runners
 
@@ -447,3 +447,4 @@ def test_two_workers_run_two_deployments_at_once(
         print("\ntimings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     finally:
         ops.down(settings, services=True)
+        purge_services(settings)  # as root the cluster is outside the test's folder
