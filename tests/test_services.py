@@ -252,4 +252,6 @@ def test_the_cluster_name_is_recorded_once_kept_and_checked(tmp_path: Path) -> N
     (tmp_path / "home" / "services.json").write_text(json.dumps(
         {"postgresql": {"cluster_dir": str(postgres.PG_ROOT_BASE / digest)}}))
     assert postgres._root_cluster_name(settings, digest, create=False) == digest
+    assert not marker.exists()  # recorded when the cluster is next started
+    assert postgres._root_cluster_name(settings, digest, create=True) == digest
     assert marker.read_text().strip() == digest

@@ -98,10 +98,10 @@ def _root_cluster_name(settings: Settings, digest: str, *, create: bool) -> str 
     recorded = read_json(home / "services.json").get("postgresql")
     if isinstance(recorded, dict) and recorded.get("cluster_dir") == str(PG_ROOT_BASE / digest):
         name = digest
-    elif not create:
-        return None
     else:
         name = f"{digest}-{secrets.token_hex(8)}"
+    if not create:
+        return name if name == digest else None
     home.mkdir(parents=True, exist_ok=True)
     tmp = marker.with_name(f".{PG_CLUSTER_FILE}.{os.getpid()}.tmp")
     tmp.write_text(name + "\n")
