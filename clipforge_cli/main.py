@@ -264,6 +264,11 @@ def cmd_services(args: argparse.Namespace) -> int:
     settings = load_settings()
     home = paths.home(settings)
     home.mkdir(parents=True, exist_ok=True)
+
+    def stop_all() -> list[str]:  # runs and the Prefect server first: they use the database
+        return (["runner"] if runner.stop_runner(home) else []) + \
+            prefect_stack.down(settings) + supervise.stop_services(settings)
+
     if args.action == "start":
         urls = supervise.ensure_services(settings)
         print(f"database: {urls.database_url}\nredis:    {urls.redis_url}")
@@ -275,9 +280,8 @@ def cmd_services(args: argparse.Namespace) -> int:
         api_url = prepare_prefect(settings)  # the warm local Prefect server runs use
         print(f"prefect:  {api_url or 'ephemeral mode (the local server could not start)'}")
         print(f"runner:   {runner.wait_runner(home, runner_pid)}")
-    elif args.action == "stop":  # runs and the Prefect server first: they use the database
-        stopped = (["runner"] if runner.stop_runner(home) else []) + \
-            prefect_stack.down(settings) + supervise.stop_services(settings)
+    elif args.action == "stop":
+        stopped = stop_all()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     elif args.action == "purge":
         if not args.yes:
@@ -285,8 +289,7 @@ def cmd_services(args: argparse.Namespace) -> int:
                   f"job of {home}) and the Redis data; nothing is deleted without --yes",
                   file=sys.stderr)
             return 2
-        stopped = (["runner"] if runner.stop_runner(home) else []) + \
-            prefect_stack.down(settings) + supervise.stop_services(settings)
+        stopped = stop_all()
         if stopped:
             print("stopped: " + ", ".join(stopped))
         removed = supervise.purge_services(settings)

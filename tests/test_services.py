@@ -76,7 +76,7 @@ def test_private_services_answer_on_unix_sockets_only(
     data_dir = Path(state["postgresql"]["data_dir"])
     sock_dir = Path(state["postgresql"]["socket_dir"])
     if ROOT:
-        name = (clipforge_home / postgres.PG_CLUSTER_FILE).read_text().strip()
+        name = Path(state["postgresql"]["cluster_dir"]).name
         assert name.startswith(paths.home_hash(settings) + "-")
         assert data_dir == Path("/var/lib/postgresql/clipforge") / name / "data"
         assert data_dir.stat().st_uid == pwd.getpwnam("postgres").pw_uid
@@ -243,15 +243,17 @@ def test_the_cluster_name_is_recorded_once_kept_and_checked(tmp_path: Path) -> N
     assert name is not None and name.startswith(digest + "-") and len(name) == 12 + 1 + 16
     assert postgres._root_cluster_name(settings, digest, create=True) == name
     assert postgres._root_cluster_name(settings, digest, create=False) == name
-    marker = tmp_path / "home" / postgres.PG_CLUSTER_FILE
-    marker.write_text("../../etc\n")
-    with pytest.raises(ServiceError, match="postgres-cluster.*remove"):
+    state = tmp_path / "home" / "services.json"
+    assert json.loads(state.read_text())["postgresql"]["cluster_dir"] == \
+        str(postgres.PG_ROOT_BASE / name)
+    state.write_text(json.dumps(
+        {"postgresql": {"cluster_dir": str(postgres.PG_ROOT_BASE / "../../etc")}}))
+    with pytest.raises(ServiceError, match="services.json.*remove"):
         postgres._root_cluster_name(settings, digest, create=False)
     # a home whose services.json names the cluster made before names had a random part
-    marker.unlink()
-    (tmp_path / "home" / "services.json").write_text(json.dumps(
+    state.write_text(json.dumps(
         {"postgresql": {"cluster_dir": str(postgres.PG_ROOT_BASE / digest)}}))
     assert postgres._root_cluster_name(settings, digest, create=False) == digest
-    assert not marker.exists()  # recorded when the cluster is next started
     assert postgres._root_cluster_name(settings, digest, create=True) == digest
-    assert marker.read_text().strip() == digest
+    assert json.loads(state.read_text())["postgresql"]["cluster_dir"] == \
+        str(postgres.PG_ROOT_BASE / digest)

@@ -19,6 +19,11 @@ def home(settings: Settings) -> Path:
     return Path(settings.home).expanduser().resolve()
 
 
+def state_file(settings: Settings) -> Path:
+    """``<home>/services.json``: where the private servers live."""
+    return home(settings) / "services.json"
+
+
 def home_hash(settings: Settings) -> str:
     """A short hash of :func:`home`: names per-home folders and picks port numbers."""
     return homes.digest(home(settings))

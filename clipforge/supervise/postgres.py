@@ -4,7 +4,7 @@ A cluster with ``listen_addresses=''`` and trust auth on the local socket only. 
 root, it lives under ``/var/lib/postgresql/clipforge/<name>/`` (owned by the
 ``postgres`` user, 0700) and the server runs as ``postgres``; otherwise under
 ``<home>/postgres``. The root cluster is outside the home, so deleting a home does not
-delete it: ``<name>`` is ``<hash>-<random>``, recorded in ``<home>/postgres-cluster`` when
+delete it: ``<name>`` is ``<hash>-<random>``, recorded in ``<home>/services.json`` when
 the cluster is made, and a new home at the same path gets a new, empty cluster rather than
 the data of the one that was deleted. ``<hash>`` (see :mod:`clipforge.supervise.paths`)
 picks the port number, which, with no TCP listener, only names the socket file (in the
@@ -35,7 +35,15 @@ from clipforge.config import Settings
 from clipforge.db import redact
 from clipforge.errors import ServiceError
 from clipforge.supervise import paths
-from clipforge.supervise.proc import POLL_S, pid_alive, read_json, read_pid, tail, wait_gone
+from clipforge.supervise.proc import (
+    POLL_S,
+    pid_alive,
+    read_json,
+    read_pid,
+    tail,
+    wait_gone,
+    write_json,
+)
 
 PG_DATABASE = "clipforge"
 PG_SYSTEM_USER = "postgres"
@@ -43,10 +51,10 @@ PG_ROOT_BASE = Path("/var/lib/postgresql/clipforge")
 PG_CONF_MARKER = "# --- clipforge: private server, Unix socket only ---"
 PG_LIB_DIR = Path("/usr/lib/postgresql")  # Debian: <major>/bin/{initdb,pg_ctl,postgres}
 PG_START_TIMEOUT_S = 30.0
-PG_CLUSTER_FILE = "postgres-cluster"  # in the home: the name of its root cluster
-_CLUSTER_NAME = re.compile(r"[0-9a-f]{12}(-[0-9a-f]{16})?")
 PG_STOP_TIMEOUT_S = 30.0
 PG_APT = "apt-get install postgresql"
+# a root cluster's folder name: <hash>-<random>, or <hash> alone (made before the random part)
+_CLUSTER_NAME = re.compile(r"[0-9a-f]{12}(-[0-9a-f]{16})?")
 
 
 @dataclass(frozen=True)
@@ -74,38 +82,30 @@ def _port(digest: str) -> int:
 
 
 def _root_cluster_name(settings: Settings, digest: str, *, create: bool) -> str | None:
-    """The name of the home's cluster under :data:`PG_ROOT_BASE`, from
-    ``<home>/postgres-cluster``. None when the home has none yet (and ``create`` is
-    False). A home whose ``services.json`` already names ``PG_ROOT_BASE/<hash>`` (made
-    before cluster names had a random part) keeps that cluster."""
-    home = paths.home(settings)
-    marker = home / PG_CLUSTER_FILE
-    try:
-        name = marker.read_text().strip()
-    except FileNotFoundError:
-        name = ""
-    except OSError as exc:
-        raise ServiceError(f"cannot read {marker}: {exc}; remedy: check its permissions, "
-                           "or set CLIPFORGE_HOME to another directory") from exc
-    if name:
-        if not _CLUSTER_NAME.fullmatch(name) or not name.startswith(digest):
+    """The folder name of the home's cluster under :data:`PG_ROOT_BASE`, from the
+    ``cluster_dir`` that ``services.json`` records. None when it records none (and
+    ``create`` is False); with ``create`` a new name is chosen and recorded."""
+    state_path = paths.state_file(settings)
+    state = read_json(state_path)
+    recorded = state.get("postgresql")
+    cluster_dir = recorded.get("cluster_dir") if isinstance(recorded, dict) else None
+    if cluster_dir is not None:
+        path = Path(str(cluster_dir))
+        if (path.parent != PG_ROOT_BASE or not _CLUSTER_NAME.fullmatch(path.name)
+                or not path.name.startswith(digest)):
             raise ServiceError(
-                f"{marker} names {name[:40]!r}, which is not a cluster of this home "
-                f"({digest}-<16 hex digits>); remedy: remove {marker} (the home then gets "
-                "a new, empty database) or restore the file"
+                f"{state_path} names the PostgreSQL cluster {str(cluster_dir)[:80]!r}, which "
+                f"is not one of this home's ({PG_ROOT_BASE}/{digest}-<16 hex digits>); "
+                f"remedy: restore the file, or remove {state_path} (the home then gets a new, "
+                "empty database)"
             )
-        return name
-    recorded = read_json(home / "services.json").get("postgresql")
-    if isinstance(recorded, dict) and recorded.get("cluster_dir") == str(PG_ROOT_BASE / digest):
-        name = digest
-    else:
-        name = f"{digest}-{secrets.token_hex(8)}"
+        return path.name
     if not create:
-        return name if name == digest else None
-    home.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(f".{PG_CLUSTER_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(name + "\n")
-    os.replace(tmp, marker)
+        return None
+    name = f"{digest}-{secrets.token_hex(8)}"
+    state["postgresql"] = {"cluster_dir": str(PG_ROOT_BASE / name)}
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(state_path, state)  # before initdb: an interrupted start keeps its name
     return name
 
 

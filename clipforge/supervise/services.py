@@ -16,13 +16,7 @@ from pathlib import Path
 
 from clipforge.config import Settings
 from clipforge.supervise import paths
-from clipforge.supervise.postgres import (
-    PG_CLUSTER_FILE,
-    ensure_postgres,
-    pg_layout,
-    pg_pid,
-    stop_postgres,
-)
+from clipforge.supervise.postgres import ensure_postgres, pg_layout, pg_pid, stop_postgres
 from clipforge.supervise.proc import locked, read_json, write_json
 from clipforge.supervise.redis_server import ensure_redis, redis_layout, redis_pid, stop_redis
 
@@ -34,7 +28,7 @@ class ServiceUrls:
 
 
 def _state_file(settings: Settings) -> Path:
-    return paths.home(settings) / "services.json"
+    return paths.state_file(settings)
 
 
 def _lock_file(settings: Settings) -> Path:
@@ -89,7 +83,7 @@ def purge_services(settings: Settings) -> list[str]:
         stop_redis(settings)
         pg, rd = pg_layout(settings), redis_layout(settings)
         for path in (pg.cluster_dir, rd.dir, paths.short_dir(paths.home_hash(settings)),
-                     _state_file(settings), home / PG_CLUSTER_FILE):
+                     _state_file(settings)):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
                 removed.append(str(path))
