@@ -380,7 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupts.install()
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        rc = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return rc
+    except BrokenPipeError as exc:
+        if not _stdout_closed():
+            return _internal_error(exc)
+        return _quiet_after_closed_stdout()
     except KeyboardInterrupt:
         print("clipforge: interrupted", file=sys.stderr)
         return 130
@@ -392,6 +398,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"clipforge: {exc.one_line()}", file=sys.stderr)
             return exc.exit_code
         return _internal_error(exc)
+
+
+def _stdout_closed() -> bool:
+    """True when the reader of stdout has gone (`clipforge jobs | head -1`)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    try:  # the failed write emptied the buffer: ask the pipe itself
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in events)
+
+
+def _quiet_after_closed_stdout() -> int:
+    """The reader stopped reading: nothing is wrong, so say nothing.
+
+    Python would otherwise complain at exit while flushing stdout into the closed
+    pipe, so stdout is pointed at /dev/null first. 141 is what a shell reports for
+    a program ended by SIGPIPE.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 def _internal_error(exc: Exception) -> int:
