@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 import time
 from collections.abc import Sequence
@@ -401,16 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _stdout_closed() -> bool:
-    """True when the reader of stdout has gone (`clipforge jobs | head -1`)."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        return True
-    except (OSError, ValueError):
-        return False
-    try:  # the failed write emptied the buffer: ask the pipe itself
-        import select
+    """True when the reader of stdout has gone (`clipforge jobs | head -1`).
 
+    Asked of the pipe itself: a failed write may already have emptied the buffer.
+    """
+    try:
         poller = select.poll()
         poller.register(sys.stdout.fileno(), select.POLLOUT)
         events = poller.poll(0)
